@@ -1,0 +1,100 @@
+"""Spike ages: the time since the most recent spike of each element.
+
+The age is NaN before the first spike, 0 on the step of a spike, and otherwise grows by ``dt``
+per step by repeated floating-point addition in the buffer's dtype (as the reference does: after
+1000 steps of dt = 0.1 in float32 the age is 99.99905, not 100). NaN ages make kernels NaN, which
+the trainers count as "no pair" (a zero contribution).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class SpikeAges(nn.Module):
+    """Ages ``[*shape]`` of a spiking population (or of synapses), updated in place.
+
+    Args:
+        shape: the state shape, batch first (e.g. ``(B, N)`` or ``(B, O, I)``).
+        dt: step length in ms.
+    """
+
+    age: Tensor
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        *,
+        dt: float,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.dt = float(dt)
+        self.register_buffer("age", torch.full(shape, math.nan, device=device, dtype=dtype))
+
+    def observe(self, spikes: Tensor) -> Tensor:
+        """Advance by one step: ``age = 0 where spikes else age + dt``. Returns the ages."""
+        self.age.add_(self.dt).masked_fill_(spikes, 0.0)
+        return self.age
+
+    def reset_state(self) -> None:
+        """Forget all spikes (ages back to NaN), e.g. between samples."""
+        self.age.fill_(math.nan)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.age.shape)}, dt={self.dt}"
+
+
+class History(nn.Module):
+    """A ring buffer of the last ``length`` values of a ``[B, N]`` state, stored as ``[B, L, N]``.
+
+    The write position is a device tensor, so pushing and reading never sync with the host.
+    Slot ``k`` steps ago is read with :meth:`gather` for per-synapse lags ``k [O, N]``.
+    """
+
+    data: Tensor
+    cursor: Tensor
+    _columns: Tensor
+
+    def __init__(
+        self,
+        batch_size: int,
+        n: int,
+        length: int,
+        *,
+        fill: float | bool,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.length = int(length)
+        self.fill = fill
+        self.register_buffer(
+            "data", torch.full((batch_size, self.length, n), fill, device=device, dtype=dtype)
+        )
+        self.register_buffer("cursor", torch.zeros((), dtype=torch.long, device=device))
+        self.register_buffer(
+            "_columns", torch.arange(n, device=device, dtype=torch.long), persistent=False
+        )
+
+    def push(self, value: Tensor) -> None:
+        """Store ``value [B, N]`` as the newest entry."""
+        self.cursor.add_(1).remainder_(self.length)
+        self.data.index_copy_(1, self.cursor.view(1), value.unsqueeze(1).to(self.data.dtype))
+
+    def gather(self, lag: Tensor) -> Tensor:
+        """Entries ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]``."""
+        slot = torch.remainder(self.cursor - lag, self.length)
+        flat = slot * self.data.shape[2] + self._columns
+        batch = self.data.shape[0]
+        picked = self.data.reshape(batch, -1).index_select(1, flat.reshape(-1))
+        return picked.view(batch, *lag.shape)
+
+    def reset_state(self) -> None:
+        """Refill with the fill value (entries never written read as ``fill``)."""
+        self.data.fill_(self.fill)
+        self.cursor.zero_()

@@ -1,0 +1,170 @@
+"""Dense (all-to-all) connection with optional learned per-synapse delays.
+
+Transmission (delta-current synapse): a presynaptic spike of input ``i`` at step ``t`` reaches
+output ``o`` at step ``t + k(d[o, i])``, where ``k`` rounds a continuous delay *up* to whole steps
+(:mod:`runner.core.delays`). The current is ``y[b, o] = sum_i arrived[b, o, i] * W[o, i] * scale/dt``.
+A delay outside ``[0, max_delay]`` transmits nothing. Without delays (``max_delay`` None or 0)
+``y = x @ W.T * scale/dt``.
+
+The connection also keeps what its learning rules read on the presynaptic side, each enabled only
+when a trainer asks for it: the ages of the raw presynaptic spikes, a history of those ages (for
+``KernelSTDP(delayed=True)``, which reads them at the exact continuous delay) and per-synapse ages
+of the last *arrival* (for ``KernelSTDP(delayed=False)`` on a delayed connection).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from runner.core.ages import History, SpikeAges
+from runner.core.delays import Lag, delay_lag
+from runner.core.updater import ParameterUpdater
+
+
+class DenseConnection(nn.Module):
+    """All-to-all connection ``I -> O`` with weights ``[O, I]`` and optional delays ``[O, I]`` (ms).
+
+    Args:
+        n_in, n_out: sizes of the pre- and postsynaptic populations.
+        dt: step length (ms).
+        batch_size: number of independent samples simulated together.
+        weight: initial weights ``[O, I]``.
+        delay: initial delays ``[O, I]`` in ms (zeros if omitted); only with ``max_delay``.
+        max_delay: the longest delay the spike history can serve (ms); ``None`` means the
+            connection has no delay parameter, 0 means delays exist but are inactive.
+        scale: the charge of one spike (delta-current synapse): current = spike * scale / dt.
+    """
+
+    weight: nn.Parameter
+    delay: nn.Parameter | None
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        dt: float,
+        batch_size: int = 1,
+        weight: Tensor,
+        delay: Tensor | None = None,
+        max_delay: float | None = None,
+        scale: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if dt <= 0:
+            raise ValueError(f"dt must be > 0 ms, got {dt}")
+        if max_delay is not None and max_delay < 0:
+            raise ValueError(f"max_delay must be >= 0 ms or None, got {max_delay}")
+        if tuple(weight.shape) != (n_out, n_in):
+            raise ValueError(f"weight must have shape {(n_out, n_in)}, got {tuple(weight.shape)}")
+        self.n_in, self.n_out, self.batch_size = int(n_in), int(n_out), int(batch_size)
+        self.dt, self.scale = float(dt), float(scale)
+        self.max_delay = None if max_delay is None else float(max_delay)
+        dtype = dtype or weight.dtype
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(weight.detach().to(**factory).clone(), requires_grad=False)
+        if max_delay is None:
+            if delay is not None:
+                raise ValueError("delay given but max_delay is None: set max_delay to learn delays")
+            self.register_parameter("delay", None)
+        else:
+            init = torch.zeros(n_out, n_in) if delay is None else delay.detach()
+            if tuple(init.shape) != (n_out, n_in):
+                raise ValueError(f"delay must have shape {(n_out, n_in)}, got {tuple(init.shape)}")
+            self.delay = nn.Parameter(init.to(**factory).clone(), requires_grad=False)
+        # history of raw input spikes, long enough for the longest delay (ceil(maxd/dt) + 1 steps)
+        self.history_length = math.ceil(self.max_delay / self.dt) + 1 if self.delays_active else 1
+        self.spikes = History(self.batch_size, self.n_in, self.history_length, fill=False,
+                              device=device, dtype=torch.bool) if self.delays_active else None
+        self.pre_ages: SpikeAges | None = None
+        self.age_history: History | None = None
+        self.arrival_ages: SpikeAges | None = None
+        self.updaters = nn.ModuleDict()
+
+    # ----------------------------------------------------------------------------------- setup
+    @property
+    def delays_active(self) -> bool:
+        """True when spikes are routed through per-synapse delays (``max_delay`` set and > 0)."""
+        return bool(self.max_delay)
+
+    def track_pre_ages(self) -> SpikeAges:
+        """Keep ages of the raw presynaptic spikes ``[B, I]`` (used by all kernel trainers)."""
+        if self.pre_ages is None:
+            self.pre_ages = SpikeAges((self.batch_size, self.n_in), dt=self.dt,
+                                      device=self.weight.device, dtype=self.weight.dtype)
+        return self.pre_ages
+
+    def track_age_history(self) -> History:
+        """Keep the last ``ceil(max_delay/dt) + 1`` presynaptic ages (for delayed KernelSTDP)."""
+        self.track_pre_ages()
+        if self.age_history is None:
+            self.age_history = History(self.batch_size, self.n_in, self.history_length,
+                                       fill=math.nan, device=self.weight.device,
+                                       dtype=self.weight.dtype)
+        return self.age_history
+
+    def track_arrival_ages(self) -> SpikeAges:
+        """Keep per-synapse ages of the last delayed arrival ``[B, O, I]``."""
+        if self.arrival_ages is None:
+            self.arrival_ages = SpikeAges((self.batch_size, self.n_out, self.n_in), dt=self.dt,
+                                          device=self.weight.device, dtype=self.weight.dtype)
+        return self.arrival_ages
+
+    def updater(self, name: str) -> ParameterUpdater:
+        """The updater of parameter ``name`` (``weight`` or ``delay``), created on first use."""
+        if name not in self.updaters:
+            param = getattr(self, name, None)
+            if not isinstance(param, nn.Parameter):
+                raise ValueError(f"connection has no parameter {name!r} to update")
+            self.updaters[name] = ParameterUpdater(param)
+        updater = self.updaters[name]
+        assert isinstance(updater, ParameterUpdater)
+        return updater
+
+    # ------------------------------------------------------------------------------------ step
+    def lag(self, tol: float = 0.0, upper: float | None = None) -> Lag:
+        """Whole-step lags of the current delays (valid within ``[0, upper]``, default max_delay)."""
+        assert self.delay is not None and self.max_delay is not None
+        return delay_lag(self.delay, dt=self.dt, tol=tol, max_steps=self.history_length - 1,
+                         upper=self.max_delay if upper is None else upper)
+
+    def forward(self, spikes: Tensor) -> Tensor:
+        """One step: push input spikes ``[B, I]`` (bool), return the current ``[B, O]``."""
+        gain = self.scale / self.dt
+        if self.spikes is None:
+            self._observe_pre(spikes)
+            return (spikes.to(self.weight.dtype) @ self.weight.t()) * gain
+        self.spikes.push(spikes)
+        lag = self.lag()
+        arrived = self.spikes.gather(lag.steps) & lag.valid
+        self._observe_pre(spikes)
+        if self.arrival_ages is not None:
+            self.arrival_ages.observe(arrived)
+        return torch.einsum("boi,oi->bo", arrived.to(self.weight.dtype), self.weight) * gain
+
+    def _observe_pre(self, spikes: Tensor) -> None:
+        if self.pre_ages is not None:
+            ages = self.pre_ages.observe(spikes)
+            if self.age_history is not None:
+                self.age_history.push(ages)
+
+    def apply_updates(self) -> None:
+        """Apply and clear every parameter's accumulated update (weights before delays)."""
+        for name in ("weight", "delay"):
+            if name in self.updaters:
+                self.updater(name).apply()
+
+    def reset_state(self) -> None:
+        """Forget all spikes in flight and all ages (between samples); parameters are kept."""
+        for module in (self.spikes, self.pre_ages, self.age_history, self.arrival_ages):
+            if module is not None:
+                module.reset_state()
+
+    def extra_repr(self) -> str:
+        return (f"n_in={self.n_in}, n_out={self.n_out}, dt={self.dt}, scale={self.scale}, "
+                f"max_delay={self.max_delay}, batch_size={self.batch_size}")

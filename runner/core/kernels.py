@@ -1,0 +1,60 @@
+"""STDP kernels: plain elementwise functions ``K(diff, **kwargs) -> Tensor``.
+
+``diff`` is the spike-time difference Δ = t_post - t_pre (- d) in ms: a positive value means the
+postsynaptic spike came after the (delayed) presynaptic one. Each trainer evaluates *both* its
+post and pre kernel on every Δ, so any gating by the sign of Δ lives inside the kernel. A NaN Δ
+("no spike yet") gives NaN (or 0 for ``rectangular``); the trainers turn NaN into 0.
+
+Keyword arguments may be Python numbers or tensors that broadcast against ``diff`` (for example
+a per-synapse learning rate of shape ``[O, I]``). Every kwarg is declared explicitly (no
+``**kwargs``) so that configs can be checked against the signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Scalar = float | Tensor
+Kernel = Callable[..., Tensor]
+
+
+def exp_stdp_post(diff: Tensor, *, learning_rate: Scalar, time_constant: Scalar) -> Tensor:
+    """Causal exponential kernel: ``learning_rate * exp(-|Δ|/time_constant) * [Δ >= 0]``."""
+    mask = (diff >= 0).to(diff.dtype)
+    return torch.exp(diff.abs() / (-time_constant)) * (learning_rate * mask)
+
+
+def exp_stdp_pre(diff: Tensor, *, learning_rate: Scalar, time_constant: Scalar) -> Tensor:
+    """Anti-causal exponential kernel: ``learning_rate * exp(-|Δ|/time_constant) * [Δ < 0]``."""
+    mask = (diff < 0).to(diff.dtype)
+    return torch.exp(diff.abs() / (-time_constant)) * (learning_rate * mask)
+
+
+def gaussian(diff: Tensor, *, amplitude: Scalar, center: Scalar, width: Scalar) -> Tensor:
+    """Gaussian window, both signs of Δ: ``amplitude * exp(-0.5 * ((Δ - center)/width)**2)``."""
+    u = (diff - center) / width
+    return amplitude * torch.exp(-0.5 * u**2)
+
+
+def rectangular(diff: Tensor, *, amplitude: Scalar, low: Scalar, high: Scalar) -> Tensor:
+    """Rectangular window: ``amplitude`` where ``low <= Δ <= high`` (inclusive), else 0 (NaN -> 0)."""
+    inside = (diff >= low) & (diff <= high)
+    return inside.to(diff.dtype) * amplitude
+
+
+def mexican_hat(diff: Tensor, *, amplitude: Scalar, center: Scalar, width: Scalar) -> Tensor:
+    """Ricker wavelet: ``amplitude * (1 - u**2) * exp(-u**2 / 2)`` with ``u = (Δ - center)/width``."""
+    u2 = ((diff - center) / width) ** 2
+    return amplitude * (1 - u2) * torch.exp(-0.5 * u2)
+
+
+KERNELS: dict[str, Kernel] = {
+    "exp_stdp_post": exp_stdp_post,
+    "exp_stdp_pre": exp_stdp_pre,
+    "gaussian": gaussian,
+    "rectangular": rectangular,
+    "mexican_hat": mexican_hat,
+}

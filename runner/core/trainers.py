@@ -1,0 +1,279 @@
+"""Kernel STDP trainers: KernelSTDP, DelayAdjustedKernelSTDP and DelayAdjustedKernelSTDPD.
+
+Every step (not only at spike events) each trainer pairs the most recent presynaptic spike with
+the most recent postsynaptic spike of every synapse and evaluates its two kernels on their time
+difference Δ (ms, positive when post follows pre):
+
+    KernelSTDP                 Δ = a_pre_eff - a_post           (the delay is inside a_pre_eff)
+    DelayAdjustedKernelSTDP    Δ = a_pre_raw - a_post - d       -> trains the weights
+    DelayAdjustedKernelSTDPD   Δ = a_pre_raw - a_post - d       -> trains the delays
+
+with ``a`` the spike ages. For KernelSTDP on a connection with active delays, ``a_pre_eff`` is the
+age of the last *arrival* (delays rounded up to whole steps, ``delayed=False``) or the age of the
+last raw spike seen at the exact continuous time ``now - d`` (``delayed=True``). The kernel outputs
+are split by sign, NaN ("no pair yet") counts as 0, and each of the four parts is reduced over the
+batch separately:
+
+    pos = R(max(Kpost, 0)) + R(max(Kpre, 0))       neg = -(R(min(Kpost, 0)) + R(min(Kpre, 0)))
+
+``(pos, neg)`` is pushed to the updater of the trained parameter of the connection, which applies
+it when the loop says so (:mod:`runner.core.updater`).
+
+A trainer holds defaults; each registered cell (a connection with the ages of its postsynaptic
+population) can override any of them. Tensor kwargs (e.g. per-synapse learning rates) become
+buffers of the cell, so they appear in ``state_dict`` and move with ``.to()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from runner.core.ages import SpikeAges
+from runner.core.dense import DenseConnection
+from runner.core.kernels import KERNELS, Kernel
+from runner.core.reductions import REDUCTIONS, Reduction
+
+KernelSpec = str | Kernel
+ReductionSpec = str | Reduction | None
+
+
+def resolve_kernel(kernel: KernelSpec) -> Kernel:
+    """A kernel function from a registered name or a callable."""
+    if callable(kernel):
+        return kernel
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
+    return KERNELS[kernel]
+
+
+def resolve_reduction(reduction: ReductionSpec) -> Reduction:
+    """A batch reduction from a registered name, a callable, or ``None`` (the mean)."""
+    if reduction is None:
+        return REDUCTIONS["mean"]
+    if callable(reduction):
+        return reduction
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown batch reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
+    return REDUCTIONS[reduction]
+
+
+class KernelArgs(nn.Module):
+    """The kwargs of one kernel: numbers in a dict, tensors as buffers (they follow ``.to()``)."""
+
+    def __init__(self, kwargs: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.numbers: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if isinstance(value, Tensor):
+                self.register_buffer(key, value)
+            else:
+                self.numbers[key] = value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.numbers, **dict(self.named_buffers(recurse=False))}
+
+
+class Cell(nn.Module):
+    """One connection trained by one trainer, with its resolved hyperparameters."""
+
+    connection: DenseConnection
+    post_ages: SpikeAges
+
+    def __init__(self, connection: DenseConnection, post_ages: SpikeAges, settings: dict[str, Any]):
+        super().__init__()
+        # references, not submodules: the network owns them (and moves them)
+        object.__setattr__(self, "connection", connection)
+        object.__setattr__(self, "post_ages", post_ages)
+        self.kernel_post = resolve_kernel(settings["kernel_post"])
+        self.kernel_pre = resolve_kernel(settings["kernel_pre"])
+        self.kernel_post_kwargs = KernelArgs(settings["kernel_post_kwargs"])
+        self.kernel_pre_kwargs = KernelArgs(settings["kernel_pre_kwargs"])
+        self.batch_reduction = resolve_reduction(settings["batch_reduction"])
+        self.delayed = bool(settings.get("delayed", False))
+        self.interp_tolerance = float(settings.get("interp_tolerance", 0.0))
+
+    def update_parts(self, delta: Tensor) -> tuple[Tensor, Tensor]:
+        """``(pos, neg)`` of shape ``[O, I]`` from the time differences ``delta [B, O, I]``."""
+        k_post = self.kernel_post(delta, **self.kernel_post_kwargs.as_dict())
+        k_pre = self.kernel_pre(delta, **self.kernel_pre_kwargs.as_dict())
+        reduce = self.batch_reduction
+
+        def part(x: Tensor) -> Tensor:
+            return reduce(x.nan_to_num(nan=0.0, posinf=math.inf, neginf=-math.inf), 0)
+
+        pos = part(k_post.clamp_min(0)) + part(k_pre.clamp_min(0))
+        neg = -(part(k_post.clamp_max(0)) + part(k_pre.clamp_max(0)))
+        return pos, neg
+
+
+class KernelTrainer(nn.Module):
+    """Common machinery of the three kernel trainers: defaults, cells, the per-step push."""
+
+    target: ClassVar[str] = "weight"
+    extra_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        kernel_post: KernelSpec = "exp_stdp_post",
+        kernel_pre: KernelSpec = "exp_stdp_pre",
+        kernel_post_kwargs: Mapping[str, Any] | None = None,
+        kernel_pre_kwargs: Mapping[str, Any] | None = None,
+        batch_reduction: ReductionSpec = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__()
+        unknown = set(extra) - set(self.extra_defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown argument(s) {sorted(unknown)}")
+        self.defaults: dict[str, Any] = {
+            "kernel_post": resolve_kernel(kernel_post),
+            "kernel_pre": resolve_kernel(kernel_pre),
+            "kernel_post_kwargs": dict(kernel_post_kwargs or {}),
+            "kernel_pre_kwargs": dict(kernel_pre_kwargs or {}),
+            "batch_reduction": resolve_reduction(batch_reduction),
+            **{**self.extra_defaults, **extra},
+        }
+        self._check_settings(self.defaults)
+        self.cells = nn.ModuleDict()
+
+    def _check_settings(self, settings: Mapping[str, Any]) -> None:
+        tol = settings.get("interp_tolerance", 0.0)
+        if tol < 0:
+            raise ValueError(f"interp_tolerance must be >= 0 ms, got {tol}")
+
+    def register_cell(
+        self, name: str, connection: DenseConnection, post_ages: SpikeAges, **overrides: Any
+    ) -> Cell:
+        """Train ``connection`` (with postsynaptic ``post_ages``); ``overrides`` beat defaults.
+
+        Default kwargs dicts are copied per cell (tensors cloned); an override dict is used as
+        given and replaces the default dict as a whole.
+        """
+        if name in self.cells:
+            raise ValueError(f"cell {name!r} is already registered")
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown override(s) {sorted(unknown)} for cell {name!r}; "
+                f"valid: {', '.join(self.defaults)}"
+            )
+        settings = {
+            key: ({k: v.clone().detach() if isinstance(v, Tensor) else v for k, v in val.items()}
+                  if key.endswith("_kwargs") else val)
+            for key, val in self.defaults.items()
+        }
+        settings.update(overrides)
+        self._check_settings(settings)
+        if tuple(post_ages.age.shape) != (connection.batch_size, connection.n_out):
+            raise ValueError(
+                f"post ages have shape {tuple(post_ages.age.shape)}, expected "
+                f"{(connection.batch_size, connection.n_out)} for cell {name!r}"
+            )
+        cell = Cell(connection, post_ages, settings)
+        self._prepare(cell)
+        connection.updater(self.target)
+        self.cells[name] = cell
+        return cell
+
+    def _prepare(self, cell: Cell) -> None:
+        """Ask the connection to track what :meth:`time_difference` reads."""
+        cell.connection.track_pre_ages()
+
+    def time_difference(self, cell: Cell) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self) -> None:
+        """Push one ``(pos, neg)`` pair per cell to its connection's updater (training only)."""
+        if not self.training:
+            return
+        for cell in self.cells.values():
+            assert isinstance(cell, Cell)
+            pos, neg = cell.update_parts(self.time_difference(cell))
+            cell.connection.updater(self.target).push(pos, neg)
+
+
+class KernelSTDP(KernelTrainer):
+    """Weights from Δ = t_post - t_pre, the pre spike seen through the synapse's delay.
+
+    Args:
+        delayed: read presynaptic ages at the exact continuous delay (``True``) or use the age
+            of the last arrival with delays rounded up to steps (``False``). Only matters on a
+            connection with active delays.
+        interp_tolerance: delays within this many ms of a step multiple snap onto it
+            (``delayed=True`` only). A delay outside ``[0, dt*ceil(max_delay/dt)]`` gives no pair.
+    """
+
+    target = "weight"
+    extra_defaults: ClassVar[dict[str, Any]] = {"delayed": False, "interp_tolerance": 0.0}
+
+    def _prepare(self, cell: Cell) -> None:
+        conn = cell.connection
+        conn.track_pre_ages()
+        if conn.delays_active and cell.delayed:
+            conn.track_age_history()
+        elif conn.delays_active:
+            conn.track_arrival_ages()
+
+    def time_difference(self, cell: Cell) -> Tensor:
+        conn = cell.connection
+        a_post = cell.post_ages.age.unsqueeze(2)
+        if conn.delays_active and cell.delayed:
+            assert conn.age_history is not None
+            upper = conn.dt * (conn.history_length - 1)
+            lag = conn.lag(tol=cell.interp_tolerance, upper=upper)
+            seen = conn.age_history.gather(lag.steps) + lag.extra
+            a_pre = torch.where(lag.valid, seen, torch.full_like(seen, math.nan))
+        elif conn.delays_active:
+            assert conn.arrival_ages is not None
+            a_pre = conn.arrival_ages.age
+        else:
+            assert conn.pre_ages is not None
+            a_pre = conn.pre_ages.age.unsqueeze(1)
+        return a_pre - a_post
+
+
+class _DelayAdjusted(KernelTrainer):
+    """Δ = a_pre_raw - a_post - d: the latest raw pre spike shifted by the current delay."""
+
+    def _prepare(self, cell: Cell) -> None:
+        if cell.connection.delay is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a connection with delays: set max_delay on it"
+            )
+        cell.connection.track_pre_ages()
+
+    def time_difference(self, cell: Cell) -> Tensor:
+        conn = cell.connection
+        assert conn.pre_ages is not None and conn.delay is not None
+        a_pre = conn.pre_ages.age.unsqueeze(1)
+        a_post = cell.post_ages.age.unsqueeze(2)
+        return a_pre - a_post - conn.delay
+
+
+class DelayAdjustedKernelSTDP(_DelayAdjusted):
+    """Weights trained on the delay-adjusted difference (Nadafian & Ganjtabesh 2024)."""
+
+    target = "weight"
+
+
+class DelayAdjustedKernelSTDPD(_DelayAdjusted):
+    """Delays trained on the delay-adjusted difference: ``d += pos - neg`` (kernel signs as given).
+
+    With Hebbian-signed exp kernels a delay grows when the post spike follows ``pre + d`` and
+    shrinks when it precedes it; "causal sync" (shorten the delay when post follows the arrival)
+    uses a negative post learning rate and a positive pre learning rate.
+    """
+
+    target = "delay"
+
+
+TRAINERS: dict[str, Callable[..., KernelTrainer]] = {
+    "KernelSTDP": KernelSTDP,
+    "DelayAdjustedKernelSTDP": DelayAdjustedKernelSTDP,
+    "DelayAdjustedKernelSTDPD": DelayAdjustedKernelSTDPD,
+}

@@ -1,0 +1,129 @@
+"""Accumulate the (positive, negative) update parts of one parameter and apply them.
+
+Every trainer call adds one ``(pos, neg)`` pair (both ``>= 0``; the update is ``+pos - neg``).
+When applied (every step, or every k steps), the pairs gathered since the last application are
+combined by ``sum`` or ``mean`` (each part separately, over the number of pairs it received),
+passed through the parameter-dependent bounds, added, and the clamps run:
+
+    P, N = A(pos_1..n), A(neg_1..n)
+    w <- w + f_upper(w, P) - f_lower(w, N)
+    w <- clamp(w, clamp_min, clamp_max)
+
+The accumulators are cleared after applying. Nothing happens if nothing was pushed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from runner.core.bounds import BOUNDS, BoundFn
+
+ACCUMULATIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One side of a bound: a rule from :data:`BOUNDS`, its limit and extra kwargs."""
+
+    fn: str
+    limit: float
+    kwargs: dict[str, float] = field(default_factory=dict)
+
+    def side(self, upper: bool) -> BoundFn:
+        if self.fn not in BOUNDS:
+            raise ValueError(f"unknown bound {self.fn!r}; valid: {', '.join(BOUNDS)}")
+        pair = BOUNDS[self.fn]
+        return pair.upper if upper else pair.lower
+
+
+class ParameterUpdater(nn.Module):
+    """Accumulator, bounds and clamps of one trained parameter (weights or delays)."""
+
+    param: nn.Parameter
+    pos_sum: Tensor
+    neg_sum: Tensor
+
+    def __init__(self, param: nn.Parameter) -> None:
+        super().__init__()
+        object.__setattr__(self, "param", param)  # a reference, not a registered parameter
+        self.register_buffer("pos_sum", torch.zeros_like(param.data))
+        self.register_buffer("neg_sum", torch.zeros_like(param.data))
+        self.n_pos = 0
+        self.n_neg = 0
+        self.accumulate = "sum"
+        self.upper: Bound | None = None
+        self.lower: Bound | None = None
+        self.clamp_min: float | None = None
+        self.clamp_max: float | None = None
+
+    def configure(
+        self,
+        *,
+        accumulate: str = "sum",
+        upper: Bound | None = None,
+        lower: Bound | None = None,
+        clamp_min: float | None = None,
+        clamp_max: float | None = None,
+    ) -> ParameterUpdater:
+        """Set how pairs are combined, the soft bounds and the hard clamps. Returns ``self``."""
+        if accumulate not in ACCUMULATIONS:
+            raise ValueError(f"accumulate must be one of {ACCUMULATIONS}, got {accumulate!r}")
+        if clamp_min is not None and clamp_max is not None and clamp_min > clamp_max:
+            raise ValueError(f"clamp_min {clamp_min} is above clamp_max {clamp_max}")
+        for bound, upper_side in ((upper, True), (lower, False)):
+            if bound is not None:
+                bound.side(upper_side)  # validates the name
+        self.accumulate, self.upper, self.lower = accumulate, upper, lower
+        self.clamp_min, self.clamp_max = clamp_min, clamp_max
+        return self
+
+    def push(self, pos: Tensor, neg: Tensor) -> None:
+        """Add one ``(pos, neg)`` pair (both ``>= 0``, shaped like the parameter)."""
+        self.pos_sum.add_(pos)
+        self.neg_sum.add_(neg)
+        self.n_pos += 1
+        self.n_neg += 1
+
+    def pending(self) -> bool:
+        """True when pairs were pushed since the last application (a host-side count, no sync)."""
+        return self.n_pos > 0 or self.n_neg > 0
+
+    def apply(self) -> None:
+        """Apply the accumulated update to the parameter, then clear."""
+        if not self.pending():
+            return
+        w = self.param.data
+        pos, neg = self.pos_sum, self.neg_sum
+        if self.accumulate == "mean":
+            pos = pos / max(self.n_pos, 1)
+            neg = neg / max(self.n_neg, 1)
+        up = pos if self.upper is None else self._bound(self.upper, True, w, pos)
+        down = neg if self.lower is None else self._bound(self.lower, False, w, neg)
+        w.add_(up - down)
+        if self.clamp_min is not None or self.clamp_max is not None:
+            w.clamp_(self.clamp_min, self.clamp_max)
+        self.clear()
+
+    @staticmethod
+    def _bound(bound: Bound, upper: bool, w: Tensor, part: Tensor) -> Tensor:
+        return bound.side(upper)(w, part, limit=bound.limit, **bound.kwargs)
+
+    def clear(self) -> None:
+        """Drop the accumulated pairs without applying them."""
+        self.pos_sum.zero_()
+        self.neg_sum.zero_()
+        self.n_pos = self.n_neg = 0
+
+    def get_extra_state(self) -> Any:
+        return {"n_pos": self.n_pos, "n_neg": self.n_neg}
+
+    def set_extra_state(self, state: Any) -> None:
+        self.n_pos, self.n_neg = int(state["n_pos"]), int(state["n_neg"])
+
+    def extra_repr(self) -> str:
+        return (f"accumulate={self.accumulate}, upper={self.upper}, lower={self.lower}, "
+                f"clamp=({self.clamp_min}, {self.clamp_max})")

@@ -1,0 +1,229 @@
+"""Replay recorded spike trains through the learning rules (``stdp-run replay``).
+
+A case is an npz archive in the reference format (``shared/golden/FORMAT.md``): presynaptic and
+postsynaptic spike trains ``[T, B, I]`` / ``[T, B, O]`` (the postsynaptic spikes are imposed),
+initial weights and delays, and the case parameters as JSON (``params_json``). The learning rules
+run step by step and the weight and delay trajectories ``[T, O, I]`` (values after each step) are
+written to ``--out``. If the case stores reference trajectories, the largest differences from them
+are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from runner.core.ages import SpikeAges
+from runner.core.bounds import BOUNDS
+from runner.core.dense import DenseConnection
+from runner.core.kernels import KERNELS
+from runner.core.reductions import REDUCTIONS
+from runner.core.trainers import TRAINERS, KernelTrainer
+from runner.core.updater import Bound
+
+
+class ReplayInputError(ValueError):
+    """A case file that cannot be replayed; the message is one line for the user."""
+
+
+@dataclass
+class ReplayResult:
+    weight: np.ndarray
+    delay: np.ndarray
+    applied: np.ndarray
+    max_abs_diff: dict[str, float]
+    max_rel_diff: dict[str, float]
+
+
+def load_case(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and check a case: arrays by key and the parameters. Never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise ReplayInputError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ReplayInputError(f"{path}: not a readable npz archive ({exc})") from None
+    except ValueError as exc:  # object arrays need pickle, which is refused
+        raise ReplayInputError(f"{path}: refused to load ({exc}); use plain arrays") from None
+    if "params_json" in arrays:
+        text = str(arrays.pop("params_json"))
+    elif path.with_suffix(".json").exists():
+        text = path.with_suffix(".json").read_text()
+    else:
+        raise ReplayInputError(f"{path}: missing 'params_json' (and no {path.stem}.json beside it)")
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReplayInputError(f"{path}: params_json is not valid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise ReplayInputError(f"{path}: params_json must be a JSON object")
+    _check_case(path, arrays, params)
+    return arrays, params
+
+
+def _require(cond: bool, path: Path, message: str) -> None:
+    if not cond:
+        raise ReplayInputError(f"{path}: {message}")
+
+
+def _check_case(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+    for key in ("pre_spikes", "post_spikes", "weight_init"):
+        _require(key in arrays, path, f"missing array {key!r}")
+    for key in ("trainers", "dt"):
+        _require(key in params, path, f"params_json is missing {key!r}")
+    pre, post, w0 = arrays["pre_spikes"], arrays["post_spikes"], arrays["weight_init"]
+    _require(pre.ndim == 3, path, f"pre_spikes must be [T, B, I], got shape {pre.shape}")
+    _require(post.ndim == 3, path, f"post_spikes must be [T, B, O], got shape {post.shape}")
+    for key in ("pre_spikes", "post_spikes"):
+        _require(arrays[key].dtype == np.bool_, path, f"{key} must be bool, got {arrays[key].dtype}")
+    t, b, n_in = pre.shape
+    _require(post.shape[:2] == (t, b), path,
+             f"post_spikes shape {post.shape} does not match pre_spikes {pre.shape} in T and B")
+    n_out = post.shape[2]
+    _require(w0.shape == (n_out, n_in), path,
+             f"weight_init must be [O, I] = {(n_out, n_in)}, got {w0.shape}")
+    if "delay_init" in arrays:
+        d0 = arrays["delay_init"]
+        _require(d0.shape == (n_out, n_in), path,
+                 f"delay_init must be [O, I] = {(n_out, n_in)}, got {d0.shape}")
+    dtype = params.get("dtype", "float64")
+    _require(dtype in ("float32", "float64"), path, f"dtype must be float32 or float64, got {dtype!r}")
+    _require(_positive_number(params["dt"]), path, f"dt must be a positive number, got {params['dt']!r}")
+    every = params.get("update_every", 1)
+    _require(isinstance(every, int) and every >= 1, path,
+             f"update_every must be an integer >= 1, got {every!r}")
+    acc = params.get("accumulator_reduction", "sum")
+    _require(acc in ("sum", "mean"), path, f"accumulator_reduction must be sum or mean, got {acc!r}")
+    max_delay = params.get("max_delay")
+    _require(max_delay is None or (_number(max_delay) and max_delay >= 0), path,
+             f"max_delay must be null or a number >= 0, got {max_delay!r}")
+    trainers = params["trainers"]
+    _require(isinstance(trainers, list) and len(trainers) > 0, path,
+             "trainers must be a non-empty list")
+    for spec in trainers:
+        _require(isinstance(spec, dict), path, "each trainer must be a JSON object")
+        kind = spec.get("kind")
+        _require(kind in TRAINERS, path, f"unknown trainer kind {kind!r}; valid: {', '.join(TRAINERS)}")
+        for side in ("kernel_post", "kernel_pre"):
+            name = spec.get(side)
+            _require(name in KERNELS, path,
+                     f"unknown kernel {name!r} for {side}; valid: {', '.join(KERNELS)}")
+            _require(isinstance(spec.get(f"{side}_kwargs", {}), dict), path,
+                     f"{side}_kwargs must be an object")
+        red = spec.get("batch_reduction", "mean")
+        _require(red in REDUCTIONS, path,
+                 f"unknown batch_reduction {red!r}; valid: {', '.join(REDUCTIONS)}")
+        _require(kind == "KernelSTDP" or max_delay is not None, path,
+                 f"{kind} trains with delays: max_delay must not be null")
+    for key in ("weight_bounds", "delay_bounds"):
+        bounds = params.get(key) or {}
+        _require(isinstance(bounds, dict), path, f"{key} must be an object")
+        for side in ("upper", "lower"):
+            spec = bounds.get(side)
+            if spec is None:
+                continue
+            _require(isinstance(spec, dict) and spec.get("fn") in BOUNDS, path,
+                     f"unknown {key}.{side}.fn {spec.get('fn') if isinstance(spec, dict) else spec!r}; "
+                     f"valid: {', '.join(BOUNDS)}")
+            _require(_number(spec.get("limit")), path, f"{key}.{side}.limit must be a number")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _positive_number(x: Any) -> bool:
+    return _number(x) and x > 0
+
+
+def _bound(spec: dict[str, Any] | None) -> Bound | None:
+    if spec is None:
+        return None
+    extra = {k: float(v) for k, v in spec.items() if k not in ("fn", "limit")}
+    return Bound(spec["fn"], float(spec["limit"]), extra)
+
+
+def replay_case(path: Path) -> ReplayResult:
+    """Run the learning rules of a case and return the trajectories and differences."""
+    arrays, params = load_case(path)
+    dtype = getattr(torch, params.get("dtype", "float64"))
+    pre = torch.from_numpy(arrays["pre_spikes"])
+    post = torch.from_numpy(arrays["post_spikes"])
+    steps, batch, n_in = pre.shape
+    n_out = post.shape[2]
+    max_delay = params.get("max_delay")
+    delay_init = arrays.get("delay_init")
+    conn = DenseConnection(
+        n_in, n_out, dt=float(params["dt"]), batch_size=batch,
+        weight=torch.from_numpy(arrays["weight_init"]).to(dtype),
+        delay=None if max_delay is None or delay_init is None
+        else torch.from_numpy(delay_init).to(dtype),
+        max_delay=max_delay, dtype=dtype,
+    )
+    post_ages = SpikeAges((batch, n_out), dt=conn.dt, dtype=dtype)
+    trainers: list[KernelTrainer] = []
+    for i, spec in enumerate(params["trainers"]):
+        extra = ({"delayed": bool(spec.get("delayed", False)),
+                  "interp_tolerance": float(spec.get("interp_tolerance") or 0.0)}
+                 if spec["kind"] == "KernelSTDP" else {})
+        trainer = TRAINERS[spec["kind"]](
+            kernel_post=spec["kernel_post"], kernel_pre=spec["kernel_pre"],
+            kernel_post_kwargs=spec.get("kernel_post_kwargs", {}),
+            kernel_pre_kwargs=spec.get("kernel_pre_kwargs", {}),
+            batch_reduction=spec.get("batch_reduction", "mean"), **extra,
+        )
+        trainer.register_cell(f"cell{i}", conn, post_ages)
+        trainers.append(trainer)
+    for name in ("weight", "delay"):
+        if name in conn.updaters:
+            bounds = params.get(f"{name}_bounds") or {}
+            conn.updater(name).configure(
+                accumulate=params.get("accumulator_reduction", "sum"),
+                upper=_bound(bounds.get("upper")), lower=_bound(bounds.get("lower")),
+                clamp_min=bounds.get("clamp_min"), clamp_max=bounds.get("clamp_max"),
+            )
+    every = int(params.get("update_every", 1))
+    weight = torch.empty(steps, n_out, n_in, dtype=dtype)
+    delay = torch.zeros(steps, n_out, n_in, dtype=dtype)
+    applied = np.zeros(steps, dtype=bool)
+    with torch.no_grad():
+        for n in range(steps):
+            conn(pre[n])
+            post_ages.observe(post[n])
+            for trainer in trainers:
+                trainer()
+            if (n + 1) % every == 0:
+                conn.apply_updates()
+                applied[n] = True
+            weight[n].copy_(conn.weight)
+            if conn.delay is not None:
+                delay[n].copy_(conn.delay)
+    result = ReplayResult(weight.numpy(), delay.numpy(), applied, {}, {})
+    for key, ours in (("weight", result.weight), ("delay", result.delay)):
+        if key in arrays and arrays[key].shape == ours.shape:
+            ref = arrays[key].astype(np.float64)
+            diff = np.abs(ours.astype(np.float64) - ref)
+            result.max_abs_diff[key] = float(diff.max(initial=0.0))
+            result.max_rel_diff[key] = float(
+                (diff / np.maximum(1.0, np.abs(ref).max(initial=0.0))).max(initial=0.0))
+    return result
+
+
+def main(case: Path, out: Path) -> None:
+    """Replay ``case`` and write ``weight``, ``delay`` and ``applied`` to ``out`` (npz)."""
+    result = replay_case(case)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, weight=result.weight, delay=result.delay, applied=result.applied)
+    tmp.replace(out)
+    print(f"replayed {case.name}: {result.weight.shape[0]} steps -> {out}")
+    for key in result.max_abs_diff:
+        print(f"  {key}: max abs diff {result.max_abs_diff[key]:.3e}, "
+              f"max rel diff {result.max_rel_diff[key]:.3e} (vs stored trajectory)")
