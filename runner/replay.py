@@ -43,6 +43,8 @@ class ReplayResult:
 
 def load_case(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and check a case: arrays by key and the parameters. Never unpickles."""
+    if path.exists() and not zipfile.is_zipfile(path):
+        raise ReplayInputError(f"{path}: not a readable npz archive (not a zip file)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
