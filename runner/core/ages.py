@@ -41,6 +41,11 @@ class SpikeAges(nn.Module):
         self.age.add_(self.dt).masked_fill_(spikes, 0.0)
         return self.age
 
+    def set_batch_size(self, batch_size: int) -> None:
+        """Reallocate for ``batch_size`` samples (the first dimension), all ages NaN."""
+        shape = (int(batch_size), *self.age.shape[1:])
+        self.age = torch.full(shape, math.nan, device=self.age.device, dtype=self.age.dtype)
+
     def reset_state(self) -> None:
         """Forget all spikes (ages back to NaN), e.g. between samples."""
         self.age.fill_(math.nan)

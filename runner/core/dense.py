@@ -159,6 +159,23 @@ class DenseConnection(nn.Module):
             if name in self.updaters:
                 self.updater(name).apply()
 
+    def set_batch_size(self, batch_size: int) -> None:
+        """Reallocate the per-sample state (spikes in flight, ages) for ``batch_size`` samples."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        had = (self.pre_ages, self.age_history, self.arrival_ages)
+        self.pre_ages = self.age_history = self.arrival_ages = None
+        if self.spikes is not None:
+            self.spikes = History(self.batch_size, self.n_in, self.history_length, fill=False,
+                                  device=self.weight.device, dtype=torch.bool)
+        if had[0] is not None:
+            self.track_pre_ages()
+        if had[1] is not None:
+            self.track_age_history()
+        if had[2] is not None:
+            self.track_arrival_ages()
+
     def reset_state(self) -> None:
         """Forget all spikes in flight and all ages (between samples); parameters are kept."""
         for module in (self.spikes, self.pre_ages, self.age_history, self.arrival_ages):

@@ -1,0 +1,210 @@
+"""Config -> engine objects: the network, its learning rules and the task that drives it.
+
+The config has been validated (:mod:`runner.config.validate`) before it reaches this module, so
+names resolve and kwargs fit their factories; this module only translates. The engine never sees
+a DictConfig: everything is turned into plain Python values first.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from runner import registry
+from runner.core.dense import DenseConnection
+from runner.core.hooks import normalize_l1_
+from runner.core.network import Network
+from runner.core.neurons import ForcedPopulation
+from runner.core.updater import Bound
+from runner.loop import LoopPlan, Task
+from runner.tasks import ImageTask, PatternTask, SpikeTrainTask
+
+
+@dataclass
+class Experiment:
+    network: Network
+    task: Task
+    plan: LoopPlan
+
+
+def plain(node: Any) -> Any:
+    """A DictConfig/ListConfig as plain Python containers (enums as their values)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    return node
+
+
+def initial_values(spec: dict[str, Any], shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
+    """Initial parameter values (float64 on the CPU, so every device starts the same)."""
+    kind = spec.get("kind", "uniform")
+    if kind == "constant":
+        return torch.full(shape, float(spec.get("value") or 0.0), dtype=torch.float64)
+    if kind == "normal":
+        out = torch.empty(shape, dtype=torch.float64)
+        return out.normal_(float(spec.get("mean") or 0.0), float(spec.get("std") or 1.0),
+                           generator=gen)
+    low, high = float(spec.get("low") or 0.0), float(spec.get("high") or 0.0)
+    return torch.rand(shape, dtype=torch.float64, generator=gen) * (high - low) + low
+
+
+def _bound(spec: dict[str, Any] | None) -> Bound | None:
+    if not spec:
+        return None
+    return Bound(spec["fn"], float(spec["limit"]), dict(spec.get("kwargs") or {}))
+
+
+def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) -> Network:
+    """Populations, connections (with bounds and hooks) and trainers from the config."""
+    net_cfg, dt, batch = plain(cfg.network), float(cfg.dt), int(cfg.run.batch_size)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    network = Network(dt=dt, batch_size=batch)
+    factory = {"device": device, "dtype": dtype}
+    for name, pop in net_cfg["populations"].items():
+        if pop["kind"] in ("input", "forced"):
+            module: Any = ForcedPopulation(int(pop["size"]), batch_size=batch, dt=dt, **factory)
+            network.add_population(name, module, driven=True)
+        else:
+            cls = registry.NEURONS.get(pop["kind"])
+            module = cls(int(pop["size"]), dt=dt, batch_size=batch, **factory, **pop["params"])
+            network.add_population(name, module)
+    sizes = {name: int(pop["size"]) for name, pop in net_cfg["populations"].items()}
+    for name, conn in net_cfg["connections"].items():
+        n_in, n_out = sizes[conn["pre"]], sizes[conn["post"]]
+        kind = conn["kind"]
+        if kind == "dense":
+            weight = initial_values(conn["weight_init"], (n_out, n_in), gen)
+            max_delay = conn.get("max_delay")
+            delay = (initial_values(conn["delay_init"], (n_out, n_in), gen)
+                     if max_delay is not None else None)
+            module = DenseConnection(n_in, n_out, dt=dt, batch_size=batch, weight=weight.to(dtype),
+                                     delay=None if delay is None else delay.to(dtype),
+                                     max_delay=max_delay, scale=float(conn["scale"]), **factory)
+        else:
+            shape = (n_out, n_in) if kind == "lateral" else (n_out,)
+            weight = initial_values(conn["weight_init"], shape, gen).to(dtype)
+            cls = registry.CONNECTIONS.get(kind)
+            module = cls(n_out, dt=dt, batch_size=batch, weight=weight,
+                         scale=float(conn["scale"]), **factory)
+        network.add_connection(name, module, pre=conn["pre"], post=conn["post"])
+    for name, trainer_cfg in plain(cfg.trainer).items():
+        trainer, cells = build_trainer(trainer_cfg)
+        network.add_trainer(name, trainer.to(device), cells)
+    for name, conn in net_cfg["connections"].items():
+        module = network.connections[name]
+        if isinstance(module, DenseConnection):
+            for param in ("weight", "delay"):
+                if param in module.updaters:
+                    bounds = conn[f"{param}_bounds"]
+                    module.updater(param).configure(
+                        accumulate=bounds.get("accumulate", "sum"),
+                        upper=_bound(bounds.get("upper")), lower=_bound(bounds.get("lower")),
+                        clamp_min=bounds.get("clamp_min"), clamp_max=bounds.get("clamp_max"),
+                    )
+        if conn.get("normalize"):
+            hook = functools.partial(normalize_l1_, module.weight.data,
+                                     float(conn["normalize"]["target"]))
+            hook()
+            network.add_batch_hook(hook)
+    return network
+
+
+def build_trainer(spec: dict[str, Any]) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A trainer with its defaults, and the per-cell overrides in engine terms."""
+    kind = spec["kind"]
+    extra = ({"delayed": bool(spec.get("delayed", False)),
+              "interp_tolerance": float(spec.get("interp_tolerance", 0.0))}
+             if kind == "KernelSTDP" else {})
+    trainer = registry.TRAINERS.get(kind)(
+        kernel_post=registry.KERNELS.get(spec["kernel_post"]["name"]),
+        kernel_pre=registry.KERNELS.get(spec["kernel_pre"]["name"]),
+        kernel_post_kwargs=dict(spec["kernel_post"].get("kwargs") or {}),
+        kernel_pre_kwargs=dict(spec["kernel_pre"].get("kwargs") or {}),
+        batch_reduction=registry.REDUCTIONS.get(spec.get("batch_reduction") or "mean"),
+        **extra,
+    )
+    cells: dict[str, dict[str, Any]] = {}
+    for conn_name, over in (spec.get("cells") or {}).items():
+        engine: dict[str, Any] = {}
+        for side in ("kernel_post", "kernel_pre"):
+            kover = (over or {}).get(side)
+            if not kover:
+                continue
+            if kover.get("name"):
+                engine[side] = registry.KERNELS.get(kover["name"])
+                engine[f"{side}_kwargs"] = dict(kover.get("kwargs") or {})
+            elif kover.get("kwargs"):
+                engine[f"{side}_kwargs"] = {**(spec[side].get("kwargs") or {}), **kover["kwargs"]}
+        for key in ("batch_reduction", "delayed", "interp_tolerance"):
+            value = (over or {}).get(key)
+            if value is not None:
+                engine[key] = registry.REDUCTIONS.get(value) if key == "batch_reduction" else value
+        cells[conn_name] = engine
+    return trainer, cells
+
+
+def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
+               dtype: torch.dtype) -> Task:
+    """The input and measurement of the experiment, from ``stimulus`` (and ``readout``)."""
+    stim = plain(cfg.stimulus)
+    run = cfg.run
+    dt, seed, steps, batch = float(cfg.dt), int(cfg.seed), int(run.steps_per_sample), int(run.batch_size)
+    inputs = [name for name in network.driven]
+    if not inputs:
+        raise ValueError("network: no population of kind 'input' for the stimulus to drive")
+    kind = stim["kind"]
+    params = dict(stim.get("params") or {})
+    if kind in ("poisson", "bernoulli"):
+        dataset = stim.get("dataset") or {"source": "sklearn"}
+        images, labels = registry.DATASETS.get(dataset["source"])(root=dataset.get("root"))
+        encoder = registry.STIMULI.get(kind)
+
+        def encode(x: Tensor, gen: torch.Generator) -> Tensor:
+            return encoder(x.to(dtype), steps=steps, dt=dt, generator=gen, **params)
+
+        readout = cfg.get("readout")
+        return ImageTask(images=images, labels=labels, n_train=run.n_train, n_eval=int(run.n_eval),
+                         batch_size=batch, encode=encode, input=inputs[0],
+                         readout=readout.population if readout else None,
+                         n_classes=int(readout.n_classes) if readout else 10,
+                         seed=seed, device=device)
+    if kind == "pattern":
+        gen = torch.Generator(device=device).manual_seed(seed + 7919)
+        source = registry.STIMULI.get("pattern")(network.populations[inputs[0]].n, dt=dt,
+                                                 generator=gen, device=device, **params)
+        output = _output_population(cfg, network)
+        return PatternTask(source=source, n_train=int(run.n_train or 1), n_eval=int(run.n_eval),
+                           batch_size=batch, steps=steps, dt=dt, input=inputs[0], output=output,
+                           seed=seed, device=device)
+    if kind in ("pairing", "npz"):
+        if kind == "pairing":
+            pre, post = registry.STIMULI.get("pairing")(dt=dt, **params)
+            pre, post = pre.to(device), post.to(device)
+        else:
+            trains = registry.STIMULI.get("npz")(device=device, **params)
+            pre, post = trains["pre_spikes"], trains.get("post_spikes")
+        forced = inputs[1] if len(inputs) > 1 else None
+        watch = tuple(n for n in network.populations if n not in network.driven)
+        return SpikeTrainTask(pre=pre, post=post, input=inputs[0], output=forced, watch=watch)
+    raise ValueError(f"stimulus.kind: no task for {kind!r}")
+
+
+def _output_population(cfg: DictConfig, network: Network) -> str:
+    readout = cfg.get("readout")
+    if readout is not None:
+        return str(readout.population)
+    neurons = [n for n in network.populations if n not in network.driven]
+    return neurons[0]
+
+
+def build_experiment(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) -> Experiment:
+    """Everything a run needs, built from a validated config."""
+    network = build_network(cfg, device=device, dtype=dtype)
+    task = build_task(cfg, network, device=device, dtype=dtype)
+    plan = LoopPlan(epochs=int(cfg.run.epochs), update_every=int(cfg.run.update_every),
+                    log_every=int(cfg.run.log_every), eval_each_epoch=int(cfg.run.n_eval) > 0)
+    return Experiment(network, task, plan)

@@ -1,0 +1,201 @@
+"""The simulation loop: epochs x batches x steps on the device.
+
+Within a step the order is fixed (:class:`runner.core.network.Network`): stimulus -> connections
+-> neurons -> spike ages -> trainers; then the accumulated updates are applied every
+``update_every`` training steps (counted across samples), and the weight hooks run after each
+training batch. Per-sample state is reset before every batch. Spike counts are accumulated on the
+device; metrics are read back to the host only every ``log_every`` steps and at batch ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from runner.core.dense import DenseConnection
+from runner.core.network import Network
+
+
+@dataclass
+class Batch:
+    """One batch of input: spikes ``[T, B, N]`` (bool, on the device) and optional labels."""
+
+    spikes: Tensor
+    labels: Tensor | None = None
+    drive: dict[str, Tensor] = field(default_factory=dict)  # other imposed populations [T, B, N]
+
+
+@dataclass
+class Record:
+    """What the loop hands a task after a batch: spike counts ``[B, N]`` and optional rasters."""
+
+    counts: dict[str, Tensor]
+    raster: dict[str, Tensor]
+
+
+class Task(Protocol):
+    """Makes the input batches of an experiment and turns the network's output into metrics."""
+
+    input: str
+    watch: tuple[str, ...]
+    record_raster: bool
+
+    def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]: ...
+    def observe(self, phase: str, batch: Batch, record: Record) -> None: ...
+    def end_phase(self, phase: str, epoch: int) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    epochs: int = 1
+    update_every: int = 1
+    log_every: int = 50
+    eval_each_epoch: bool = True
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: enough to log progress and, with the tensors, to resume."""
+
+    epoch: int = 0
+    batch: int = 0
+    train_steps: int = 0
+    steps: int = 0
+    samples: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Callbacks:
+    """Hooks the loop calls on the host (logging, progress, checkpoints). All optional."""
+
+    def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
+        """Called every ``log_every`` steps and after each batch with fresh metrics."""
+
+    def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
+        """Called after every batch (after the weight hooks)."""
+
+    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        """Called after each epoch with the task's metrics."""
+
+
+class MetricProbe:
+    """Device-side metrics of a network, read to the host in one transfer."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.trained = {
+            name: conn for name, conn in network.connections.items()
+            if isinstance(conn, DenseConnection) and len(conn.updaters) > 0
+        }
+        self._last = self._snapshot()
+
+    def _snapshot(self) -> dict[str, Tensor]:
+        snap: dict[str, Tensor] = {}
+        for name, conn in self.trained.items():
+            snap[f"{name}.weight"] = conn.weight.detach().clone()
+            if conn.delay is not None and "delay" in conn.updaters:
+                snap[f"{name}.delay"] = conn.delay.detach().clone()
+        return snap
+
+    def read(self, counts: dict[str, Tensor], steps: int) -> dict[str, float]:
+        """Rates (Hz) from spike counts over ``steps``, parameter statistics, update sizes."""
+        names: list[str] = []
+        values: list[Tensor] = []
+        seconds = max(steps, 1) * self.network.dt / 1000.0
+        for pop, count in counts.items():
+            names.append(f"rate.{pop}")
+            values.append(count.float().mean() / seconds)
+        now = self._snapshot()
+        for key, tensor in now.items():
+            t = tensor.float()
+            for stat, val in (("mean", t.mean()), ("std", t.std(unbiased=False)),
+                              ("min", t.min()), ("max", t.max()),
+                              ("update", (t - self._last[key].float()).abs().mean())):
+                names.append(f"{key}.{stat}")
+                values.append(val)
+        self._last = now
+        if not values:
+            return {}
+        return dict(zip(names, torch.stack(values).tolist(), strict=True))
+
+
+def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state: LoopState,
+              *, train: bool, probe: MetricProbe | None, callbacks: Callbacks) -> Record:
+    """Run one batch through the network from rest; returns its spike record."""
+    steps, size = batch.spikes.shape[0], batch.spikes.shape[1]
+    if size != network.batch_size:
+        network.set_batch_size(size)
+    network.reset_state()
+    counts = {p: torch.zeros_like(network.spikes(p), dtype=torch.int32) for p in task.watch}
+    raster = ({p: torch.zeros((steps, *network.spikes(p).shape), dtype=torch.bool,
+                              device=batch.spikes.device) for p in task.watch}
+              if task.record_raster else {})
+    window = {p: torch.zeros_like(c) for p, c in counts.items()}
+    since_log = 0
+    for t in range(steps):
+        drive = {task.input: batch.spikes[t]}
+        for name, spikes in batch.drive.items():
+            drive[name] = spikes[t]
+        network.step(drive)
+        if train:
+            state.train_steps += 1
+            if state.train_steps % plan.update_every == 0:
+                network.apply_updates()
+        for p in task.watch:
+            spk = network.spikes(p)
+            counts[p].add_(spk)
+            if raster:
+                raster[p][t].copy_(spk)
+        state.steps += 1
+        since_log += 1
+        if probe is not None and plan.log_every > 0 and state.steps % plan.log_every == 0:
+            window_counts = {p: counts[p] - window[p] for p in counts}
+            callbacks.on_metrics(state, probe.read(window_counts, since_log))
+            window = {p: c.clone() for p, c in counts.items()}
+            since_log = 0
+    return Record(counts, raster)
+
+
+def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbacks | None = None,
+             state: LoopState | None = None,
+             should_stop: Callable[[], bool] = lambda: False) -> LoopState:
+    """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``."""
+    callbacks = callbacks or Callbacks()
+    state = state or LoopState()
+    probe = MetricProbe(network)
+    start = time.perf_counter()
+    with torch.no_grad():
+        while state.epoch < plan.epochs:
+            network.train()
+            for index, batch in enumerate(task.batches("train", state.epoch, state.batch),
+                                          start=state.batch):
+                record = run_batch(network, task, batch, plan, state, train=True, probe=probe,
+                                   callbacks=callbacks)
+                network.after_batch()
+                task.observe("train", batch, record)
+                state.batch = index + 1
+                state.samples += batch.spikes.shape[1]
+                callbacks.on_batch_end(state, "train", None)
+                if should_stop():
+                    return state
+            metrics = task.end_phase("train", state.epoch)
+            if plan.eval_each_epoch:
+                network.eval()
+                for batch in task.batches("eval", state.epoch):
+                    record = run_batch(network, task, batch, plan, state, train=False,
+                                       probe=None, callbacks=callbacks)
+                    task.observe("eval", batch, record)
+                metrics.update(task.end_phase("eval", state.epoch))
+                network.train()
+            elapsed = time.perf_counter() - start
+            metrics["steps_per_second"] = state.steps / elapsed if elapsed > 0 else 0.0
+            state.metrics = {**state.metrics, **metrics}
+            callbacks.on_epoch_end(state, metrics)
+            state.epoch += 1
+            state.batch = 0
+    return state
