@@ -56,6 +56,27 @@ class LoopPlan:
     update_every: int = 1
     log_every: int = 50
     eval_each_epoch: bool = True
+    compile: bool = False
+
+
+StepFn = Callable[[dict[str, Tensor], bool], None]
+
+
+def make_step(network: Network, *, compile: bool = False) -> StepFn:
+    """One network step plus (when ``apply``) the application of the accumulated updates.
+
+    With ``compile`` the step is traced once into a single graph (``torch.compile``, inductor),
+    which fuses the per-synapse learning arithmetic into a few loops.
+    """
+
+    def step(drive: dict[str, Tensor], apply: bool) -> None:
+        network.step(drive)
+        if apply:
+            network.apply_updates()
+
+    if not compile:
+        return step
+    return torch.compile(step, fullgraph=True, dynamic=False)  # type: ignore[return-value]
 
 
 @dataclass
@@ -125,7 +146,8 @@ class MetricProbe:
 
 
 def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state: LoopState,
-              *, train: bool, probe: MetricProbe | None, callbacks: Callbacks) -> Record:
+              *, train: bool, probe: MetricProbe | None, callbacks: Callbacks,
+              step: StepFn | None = None) -> Record:
     """Run one batch through the network from rest; returns its spike record."""
     steps, size = batch.spikes.shape[0], batch.spikes.shape[1]
     if size != network.batch_size:
@@ -137,15 +159,16 @@ def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state:
               if task.record_raster else {})
     window = {p: torch.zeros_like(c) for p, c in counts.items()}
     since_log = 0
+    step = step or make_step(network)
     for t in range(steps):
         drive = {task.input: batch.spikes[t]}
         for name, spikes in batch.drive.items():
             drive[name] = spikes[t]
-        network.step(drive)
+        apply = False
         if train:
             state.train_steps += 1
-            if state.train_steps % plan.update_every == 0:
-                network.apply_updates()
+            apply = state.train_steps % plan.update_every == 0
+        step(drive, apply)
         for p in task.watch:
             spk = network.spikes(p)
             counts[p].add_(spk)
@@ -168,6 +191,7 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
     probe = MetricProbe(network)
+    step = make_step(network, compile=plan.compile)
     start = time.perf_counter()
     with torch.no_grad():
         while state.epoch < plan.epochs:
@@ -175,7 +199,7 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
             for index, batch in enumerate(task.batches("train", state.epoch, state.batch),
                                           start=state.batch):
                 record = run_batch(network, task, batch, plan, state, train=True, probe=probe,
-                                   callbacks=callbacks)
+                                   callbacks=callbacks, step=step)
                 network.after_batch()
                 task.observe("train", batch, record)
                 state.batch = index + 1
@@ -188,7 +212,7 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
                 network.eval()
                 for batch in task.batches("eval", state.epoch):
                     record = run_batch(network, task, batch, plan, state, train=False,
-                                       probe=None, callbacks=callbacks)
+                                       probe=None, callbacks=callbacks, step=step)
                     task.observe("eval", batch, record)
                 metrics.update(task.end_phase("eval", state.epoch))
                 network.train()

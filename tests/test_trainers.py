@@ -42,7 +42,8 @@ def step_parts(conn: DenseConnection, post: SpikeAges, trainers: list[KernelTrai
         trainer()
     net = {}
     for name, upd in conn.updaters.items():
-        net[name] = (upd.pos_sum - upd.neg_sum).clone()
+        pos, neg = upd.accumulated()
+        net[name] = (pos - neg).clone()
         upd.clear()
     return net
 

@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from runner.core.ages import SpikeAges
 from runner.core.dense import DenseConnection
-from runner.core.kernels import KERNELS, Kernel
-from runner.core.reductions import REDUCTIONS, Reduction
+from runner.core.kernels import KERNELS, Kernel, exp_stdp_post, exp_stdp_pre
+from runner.core.reductions import LINEAR_REDUCTIONS, REDUCTIONS, Reduction
 
 KernelSpec = str | Kernel
 ReductionSpec = str | Reduction | None
@@ -60,6 +60,15 @@ def resolve_reduction(reduction: ReductionSpec) -> Reduction:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown batch reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
     return REDUCTIONS[reduction]
+
+
+#: Stand-ins for "no spike yet" in the fused path: pre and post differ, so Δ is never 0 or NaN.
+FAR_PRE_AGE, FAR_POST_AGE = 1e30, 3e30
+
+
+def far_ages(age: Tensor, far: float) -> Tensor:
+    """Ages with NaN ("no spike yet") replaced by a huge sentinel, for the fused exp path."""
+    return age.nan_to_num(nan=far)
 
 
 class KernelArgs(nn.Module):
@@ -96,9 +105,16 @@ class Cell(nn.Module):
         self.batch_reduction = resolve_reduction(settings["batch_reduction"])
         self.delayed = bool(settings.get("delayed", False))
         self.interp_tolerance = float(settings.get("interp_tolerance", 0.0))
+        self.fused = (
+            self.kernel_post is exp_stdp_post
+            and self.kernel_pre is exp_stdp_pre
+            and self.batch_reduction in LINEAR_REDUCTIONS
+        )
 
     def update_parts(self, delta: Tensor) -> tuple[Tensor, Tensor]:
         """``(pos, neg)`` of shape ``[O, I]`` from the time differences ``delta [B, O, I]``."""
+        if self.fused:
+            return self._fused_exp_parts(delta)
         k_post = self.kernel_post(delta, **self.kernel_post_kwargs.as_dict())
         k_pre = self.kernel_pre(delta, **self.kernel_pre_kwargs.as_dict())
         reduce = self.batch_reduction
@@ -109,6 +125,27 @@ class Cell(nn.Module):
         pos = part(k_post.clamp_min(0)) + part(k_pre.clamp_min(0))
         neg = -(part(k_post.clamp_max(0)) + part(k_pre.clamp_max(0)))
         return pos, neg
+
+    def _fused_exp_parts(self, delta: Tensor) -> tuple[Tensor, Tensor]:
+        """The same result for the two exp kernels and a linear reduction, in one pass.
+
+        The post kernel is zero for Δ < 0 and the pre kernel for Δ >= 0, so their sum needs one
+        exponential per element, and with a linear reduction ``R(a) + R(b) == R(a + b)``.
+        ``delta`` must come from sentinel ages (:func:`far_ages`): no NaN, and every pair with a
+        missing spike lies so far from 0 that both kernels are exactly 0 there.
+        """
+        post = self.kernel_post_kwargs.as_dict()
+        pre = self.kernel_pre_kwargs.as_dict()
+        causal = delta >= 0
+
+        def pick(a: Any, b: Any) -> Tensor:  # keep delta's dtype even for two Python numbers
+            return torch.where(causal, a if isinstance(a, Tensor) else delta.new_full((), a), b)
+
+        rate = pick(-post["time_constant"], -pre["time_constant"])
+        scale = pick(post["learning_rate"], pre["learning_rate"])
+        k = torch.exp(delta.abs() / rate) * scale  # exactly 0 for the far sentinel ages
+        reduce = self.batch_reduction
+        return reduce(k.clamp_min(0), 0), reduce(k.clamp_max(0), 0).neg()
 
 
 class KernelTrainer(nn.Module):
@@ -184,7 +221,8 @@ class KernelTrainer(nn.Module):
         """Ask the connection to track what :meth:`time_difference` reads."""
         cell.connection.track_pre_ages()
 
-    def time_difference(self, cell: Cell) -> Tensor:
+    def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
+        """Δ ``[B, O, I]`` (ms); NaN where a spike is missing, or huge with ``far``."""
         raise NotImplementedError
 
     def forward(self) -> None:
@@ -193,7 +231,7 @@ class KernelTrainer(nn.Module):
             return
         for cell in self.cells.values():
             assert isinstance(cell, Cell)
-            pos, neg = cell.update_parts(self.time_difference(cell))
+            pos, neg = cell.update_parts(self.time_difference(cell, far=cell.fused))
             cell.connection.updater(self.target).push(pos, neg)
 
 
@@ -219,9 +257,11 @@ class KernelSTDP(KernelTrainer):
         elif conn.delays_active:
             conn.track_arrival_ages()
 
-    def time_difference(self, cell: Cell) -> Tensor:
+    def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
         conn = cell.connection
         a_post = cell.post_ages.age.unsqueeze(2)
+        if far:
+            a_post = far_ages(a_post, FAR_POST_AGE)
         if conn.delays_active and cell.delayed:
             assert conn.age_history is not None
             upper = conn.dt * (conn.history_length - 1)
@@ -234,6 +274,8 @@ class KernelSTDP(KernelTrainer):
         else:
             assert conn.pre_ages is not None
             a_pre = conn.pre_ages.age.unsqueeze(1)
+        if far:
+            a_pre = far_ages(a_pre, FAR_PRE_AGE)
         return a_pre - a_post
 
 
@@ -247,11 +289,13 @@ class _DelayAdjusted(KernelTrainer):
             )
         cell.connection.track_pre_ages()
 
-    def time_difference(self, cell: Cell) -> Tensor:
+    def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
         conn = cell.connection
         assert conn.pre_ages is not None and conn.delay is not None
         a_pre = conn.pre_ages.age.unsqueeze(1)
         a_post = cell.post_ages.age.unsqueeze(2)
+        if far:
+            a_pre, a_post = far_ages(a_pre, FAR_PRE_AGE), far_ages(a_post, FAR_POST_AGE)
         return a_pre - a_post - conn.delay
 
 

@@ -54,6 +54,7 @@ class ParameterUpdater(nn.Module):
         self.register_buffer("neg_sum", torch.zeros_like(param.data))
         self.n_pos = 0
         self.n_neg = 0
+        self._first: tuple[Tensor, Tensor] | None = None
         self.accumulate = "sum"
         self.upper: Bound | None = None
         self.lower: Bound | None = None
@@ -82,9 +83,20 @@ class ParameterUpdater(nn.Module):
         return self
 
     def push(self, pos: Tensor, neg: Tensor) -> None:
-        """Add one ``(pos, neg)`` pair (both ``>= 0``, shaped like the parameter)."""
-        self.pos_sum.add_(pos)
-        self.neg_sum.add_(neg)
+        """Add one ``(pos, neg)`` pair (both ``>= 0``, shaped like the parameter).
+
+        The first pair after an application is only referenced (no copy); the accumulators are
+        written from the second pair on, so the common every-step update touches them never.
+        """
+        if self.n_pos == 0:
+            self._first = (pos, neg)
+        elif self.n_pos == 1:
+            torch.add(self._first[0], pos, out=self.pos_sum)
+            torch.add(self._first[1], neg, out=self.neg_sum)
+            self._first = None
+        else:
+            self.pos_sum.add_(pos)
+            self.neg_sum.add_(neg)
         self.n_pos += 1
         self.n_neg += 1
 
@@ -92,12 +104,20 @@ class ParameterUpdater(nn.Module):
         """True when pairs were pushed since the last application (a host-side count, no sync)."""
         return self.n_pos > 0 or self.n_neg > 0
 
+    def accumulated(self) -> tuple[Tensor, Tensor]:
+        """The summed ``(pos, neg)`` pushed since the last application (zeros if none)."""
+        if self._first is not None:
+            return self._first
+        if self.n_pos == 0:
+            return torch.zeros_like(self.pos_sum), torch.zeros_like(self.neg_sum)
+        return self.pos_sum, self.neg_sum
+
     def apply(self) -> None:
         """Apply the accumulated update to the parameter, then clear."""
         if not self.pending():
             return
         w = self.param.data
-        pos, neg = self.pos_sum, self.neg_sum
+        pos, neg = self.accumulated()
         if self.accumulate == "mean":
             pos = pos / max(self.n_pos, 1)
             neg = neg / max(self.n_neg, 1)
@@ -113,16 +133,19 @@ class ParameterUpdater(nn.Module):
         return bound.side(upper)(w, part, limit=bound.limit, **bound.kwargs)
 
     def clear(self) -> None:
-        """Drop the accumulated pairs without applying them."""
-        self.pos_sum.zero_()
-        self.neg_sum.zero_()
+        """Drop the accumulated pairs without applying them (the sums are overwritten later)."""
+        self._first = None
         self.n_pos = self.n_neg = 0
 
     def get_extra_state(self) -> Any:
-        return {"n_pos": self.n_pos, "n_neg": self.n_neg}
+        first = None if self._first is None else [t.clone() for t in self._first]
+        return {"n_pos": self.n_pos, "n_neg": self.n_neg, "first": first}
 
     def set_extra_state(self, state: Any) -> None:
         self.n_pos, self.n_neg = int(state["n_pos"]), int(state["n_neg"])
+        first = state.get("first")
+        self._first = None if first is None else (first[0].to(self.pos_sum),
+                                                  first[1].to(self.neg_sum))
 
     def extra_repr(self) -> str:
         return (f"accumulate={self.accumulate}, upper={self.upper}, lower={self.lower}, "
