@@ -104,6 +104,54 @@ class Callbacks:
         """Called after each epoch with the task's metrics."""
 
 
+class NonFiniteError(RuntimeError):
+    """A weight, delay or membrane value became NaN or infinite; the message is one line."""
+
+
+class FiniteGuard:
+    """Checks that parameters and membrane voltages are finite, on the device.
+
+    The flags of all watched tensors are combined on the device and read in one transfer, which
+    the loop does only every ``log_every`` steps and at batch ends (never every step).
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.watched: list[tuple[str, Tensor]] = []
+        for name, conn in network.connections.items():
+            self.watched.append((f"network.connections.{name}.weight", conn.weight))
+            if getattr(conn, "delay", None) is not None:
+                self.watched.append((f"network.connections.{name}.delay", conn.delay))
+        for name, pop in network.populations.items():
+            voltage = getattr(pop, "voltage", None)
+            if isinstance(voltage, Tensor):
+                self.watched.append((f"network.populations.{name}.voltage", voltage))
+        self.network = network
+
+    def check(self, step: int) -> None:
+        """Raise :class:`NonFiniteError` naming the first non-finite tensor."""
+        if not self.watched:
+            return
+        flags = torch.stack([t.isfinite().all() for _, t in self._current()]).tolist()
+        for (name, _), ok in zip(self.watched, flags, strict=True):
+            if not ok:
+                kind = name.rsplit(".", 1)[1]
+                cause = ("a learning rate that is too large or missing weight bounds/clamps"
+                         if kind in ("weight", "delay")
+                         else "input currents that are too large (connection scale or weights)")
+                raise NonFiniteError(f"{name} became non-finite (NaN or inf) by step {step}; "
+                                     f"likely cause: {cause}")
+
+    def _current(self) -> list[tuple[str, Tensor]]:
+        # buffers can be reallocated (set_batch_size), so look voltages up again
+        out = []
+        for name, tensor in self.watched:
+            if name.endswith(".voltage"):
+                pop = self.network.populations[name.split(".")[2]]
+                tensor = pop.voltage
+            out.append((name, tensor))
+        return out
+
+
 class MetricProbe:
     """Device-side metrics of a network, read to the host in one transfer."""
 
@@ -147,7 +195,7 @@ class MetricProbe:
 
 def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state: LoopState,
               *, train: bool, probe: MetricProbe | None, callbacks: Callbacks,
-              step: StepFn | None = None) -> Record:
+              step: StepFn | None = None, guard: FiniteGuard | None = None) -> Record:
     """Run one batch through the network from rest; returns its spike record."""
     steps, size = batch.spikes.shape[0], batch.spikes.shape[1]
     if size != network.batch_size:
@@ -176,6 +224,8 @@ def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state:
                 raster[p][t].copy_(spk)
         state.steps += 1
         since_log += 1
+        if guard is not None and plan.log_every > 0 and state.steps % plan.log_every == 0:
+            guard.check(state.steps)
         if probe is not None and plan.log_every > 0 and state.steps % plan.log_every == 0:
             window_counts = {p: counts[p] - window[p] for p in counts}
             callbacks.on_metrics(state, probe.read(window_counts, since_log))
@@ -191,6 +241,7 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
     probe = MetricProbe(network)
+    guard = FiniteGuard(network)
     step = make_step(network, compile=plan.compile)
     start = time.perf_counter()
     with torch.no_grad():
@@ -199,8 +250,9 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
             for index, batch in enumerate(task.batches("train", state.epoch, state.batch),
                                           start=state.batch):
                 record = run_batch(network, task, batch, plan, state, train=True, probe=probe,
-                                   callbacks=callbacks, step=step)
+                                   callbacks=callbacks, step=step, guard=guard)
                 network.after_batch()
+                guard.check(state.steps)
                 task.observe("train", batch, record)
                 state.batch = index + 1
                 state.samples += batch.spikes.shape[1]

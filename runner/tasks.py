@@ -108,10 +108,18 @@ class ImageTask:
         return {"accuracy": float(self.classifier.accuracy(counts, labels))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": _generator_state(self.generator)}
+        """Generator state and this epoch's readout statistics (for an exact resume)."""
+        state: dict[str, Any] = {"generator": _generator_state(self.generator)}
+        if self._train_counts:
+            state["train_counts"] = torch.cat(self._train_counts)
+            state["train_labels"] = torch.cat(self._train_labels)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
+        if "train_counts" in state:
+            self._train_counts = [state["train_counts"].to(self.device)]
+            self._train_labels = [state["train_labels"].to(self.device)]
 
 
 class PatternTask:
@@ -160,7 +168,7 @@ class PatternTask:
         return {"generator": _generator_state(self.generator)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
 
 
 def detection_stats(onsets: np.ndarray, fired: np.ndarray, window: int) -> np.ndarray:

@@ -62,6 +62,10 @@ def resolve_reduction(reduction: ReductionSpec) -> Reduction:
     return REDUCTIONS[reduction]
 
 
+#: Exponents below which the fused path writes 0 instead of calling exp (whose result would be
+#: subnormal or 0, a slow path on x86); the dropped terms are below 2e-35 (float32).
+UNDERFLOW_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}
+
 #: Stand-ins for "no spike yet" in the fused path: pre and post differ, so Δ is never 0 or NaN.
 FAR_PRE_AGE, FAR_POST_AGE = 1e30, 3e30
 
@@ -143,7 +147,10 @@ class Cell(nn.Module):
 
         rate = pick(-post["time_constant"], -pre["time_constant"])
         scale = pick(post["learning_rate"], pre["learning_rate"])
-        k = torch.exp(delta.abs() / rate) * scale  # exactly 0 for the far sentinel ages
+        exponent = delta.abs() / rate
+        # exp is ~10x slower where its result underflows; such terms are below 1e-34 anyway
+        floor = UNDERFLOW_FLOOR.get(delta.dtype, -math.inf)
+        k = torch.where(exponent < floor, 0.0, torch.exp(exponent.clamp_min(floor)) * scale)
         reduce = self.batch_reduction
         return reduce(k.clamp_min(0), 0), reduce(k.clamp_max(0), 0).neg()
 
