@@ -7,7 +7,7 @@ a DictConfig: everything is turned into plain Python values first.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,14 +63,15 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
     net_cfg, dt, batch = plain(cfg.network), float(cfg.dt), int(cfg.run.batch_size)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     network = Network(dt=dt, batch_size=batch)
-    factory = {"device": device, "dtype": dtype}
     for name, pop in net_cfg["populations"].items():
         if pop["kind"] in ("input", "forced"):
-            module: Any = ForcedPopulation(int(pop["size"]), batch_size=batch, dt=dt, **factory)
+            module: Any = ForcedPopulation(int(pop["size"]), batch_size=batch, dt=dt,
+                                           device=device, dtype=dtype)
             network.add_population(name, module, driven=True)
         else:
             cls = registry.NEURONS.get(pop["kind"])
-            module = cls(int(pop["size"]), dt=dt, batch_size=batch, **factory, **pop["params"])
+            module = cls(int(pop["size"]), dt=dt, batch_size=batch, device=device, dtype=dtype,
+                         **pop["params"])
             network.add_population(name, module)
     sizes = {name: int(pop["size"]) for name, pop in net_cfg["populations"].items()}
     for name, conn in net_cfg["connections"].items():
@@ -83,13 +84,14 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
                      if max_delay is not None else None)
             module = DenseConnection(n_in, n_out, dt=dt, batch_size=batch, weight=weight.to(dtype),
                                      delay=None if delay is None else delay.to(dtype),
-                                     max_delay=max_delay, scale=float(conn["scale"]), **factory)
+                                     max_delay=max_delay, scale=float(conn["scale"]),
+                                     device=device, dtype=dtype)
         else:
             shape = (n_out, n_in) if kind == "lateral" else (n_out,)
             weight = initial_values(conn["weight_init"], shape, gen).to(dtype)
             cls = registry.CONNECTIONS.get(kind)
             module = cls(n_out, dt=dt, batch_size=batch, weight=weight,
-                         scale=float(conn["scale"]), **factory)
+                         scale=float(conn["scale"]), device=device, dtype=dtype)
         network.add_connection(name, module, pre=conn["pre"], post=conn["post"])
     for name, trainer_cfg in plain(cfg.trainer).items():
         trainer, cells = build_trainer(trainer_cfg)
@@ -106,11 +108,19 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
                         clamp_min=bounds.get("clamp_min"), clamp_max=bounds.get("clamp_max"),
                     )
         if conn.get("normalize"):
-            hook = functools.partial(normalize_l1_, module.weight.data,
-                                     float(conn["normalize"]["target"]))
+            hook = _normalizer(module.weight, float(conn["normalize"]["target"]))
             hook()
             network.add_batch_hook(hook)
     return network
+
+
+def _normalizer(weight: Tensor, target: float) -> Callable[[], None]:
+    """A hook scaling each postsynaptic neuron's incoming weights to an L1 norm of ``target``."""
+
+    def hook() -> None:
+        normalize_l1_(weight.data, target)
+
+    return hook
 
 
 def build_trainer(spec: dict[str, Any]) -> tuple[Any, dict[str, dict[str, Any]]]:
@@ -177,9 +187,10 @@ def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
         source = registry.STIMULI.get("pattern")(network.populations[inputs[0]].n, dt=dt,
                                                  generator=gen, device=device, **params)
         output = _output_population(cfg, network)
+        link = _link(network, inputs[0], output)
         return PatternTask(source=source, n_train=int(run.n_train or 1), n_eval=int(run.n_eval),
                            batch_size=batch, steps=steps, dt=dt, input=inputs[0], output=output,
-                           seed=seed, device=device)
+                           seed=seed, device=device, connection=link[0] if link else None)
     if kind in ("pairing", "npz"):
         if kind == "pairing":
             pre, post = registry.STIMULI.get("pairing")(dt=dt, **params)
@@ -189,8 +200,26 @@ def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
             pre, post = trains["pre_spikes"], trains.get("post_spikes")
         forced = inputs[1] if len(inputs) > 1 else None
         watch = tuple(n for n in network.populations if n not in network.driven)
-        return SpikeTrainTask(pre=pre, post=post, input=inputs[0], output=forced, watch=watch)
+        measure = _link(network, inputs[0], forced) if forced else None
+        delta_t = params.get("delta_t_ms") if kind == "pairing" else None
+        return SpikeTrainTask(pre=pre, post=post, input=inputs[0], output=forced, watch=watch,
+                              dt=dt, measure=measure,
+                              delta_t_ms=None if delta_t is None else float(delta_t))
     raise ValueError(f"stimulus.kind: no task for {kind!r}")
+
+
+def _link(network: Network, pre: str, post: str) -> tuple[DenseConnection, Any] | None:
+    """The dense connection ``pre -> post`` and the trainer cell training its weights, if any."""
+    for name, (src, dst) in network.wiring.items():
+        conn = network.connections[name]
+        if (src, dst) != (pre, post) or not isinstance(conn, DenseConnection):
+            continue
+        for trainer in network.trainers.values():
+            cells: Any = getattr(trainer, "cells", {})
+            if getattr(trainer, "target", None) == "weight" and name in cells:
+                return conn, cells[name]
+        return conn, None
+    return None
 
 
 def _output_population(cfg: DictConfig, network: Network) -> str:
@@ -206,5 +235,6 @@ def build_experiment(cfg: DictConfig, *, device: torch.device, dtype: torch.dtyp
     network = build_network(cfg, device=device, dtype=dtype)
     task = build_task(cfg, network, device=device, dtype=dtype)
     plan = LoopPlan(epochs=int(cfg.run.epochs), update_every=int(cfg.run.update_every),
-                    log_every=int(cfg.run.log_every), eval_each_epoch=int(cfg.run.n_eval) > 0)
+                    log_every=int(cfg.run.log_every), eval_each_epoch=int(cfg.run.n_eval) > 0,
+                    compile=bool(cfg.run.get("compile", False)))
     return Experiment(network, task, plan)

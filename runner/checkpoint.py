@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from runner.core.network import Network
@@ -35,25 +36,42 @@ def checkpoint_path(run_dir: Path, state: LoopState) -> Path:
     return Path(run_dir) / FOLDER / f"ckpt_e{state.epoch:04d}_b{state.batch:07d}.pt"
 
 
-def save_checkpoint(run_dir: Path, network: Network, task: Any, state: LoopState, *,
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: Path, network: Network, task: Any, state: LoopState, *, keep: int = 2
+) -> Path:
     """Write a checkpoint of the current position; keep the ``keep`` newest ones."""
     payload = {
         "format": FORMAT,
         "batch_size": network.batch_size,
         "network": network.state_dict(),
-        "task": task.state_dict() if hasattr(task, "state_dict") else {},
-        "loop": dataclasses.asdict(state),
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "task": _loadable(task.state_dict() if hasattr(task, "state_dict") else {}),
+        "loop": _loadable(dataclasses.asdict(state)),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    path = atomic_write(checkpoint_path(run_dir, state), lambda f: f.write(buffer.getvalue()),
-                        binary=True)
+    path = atomic_write(
+        checkpoint_path(run_dir, state), lambda f: f.write(buffer.getvalue()), binary=True
+    )
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _loadable(value: Any) -> Any:
+    """Containers of tensors and Python numbers only, so ``weights_only`` loading accepts them."""
+    if isinstance(value, dict):
+        return {k: _loadable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_loadable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -61,8 +79,9 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     folder = Path(run_dir) / FOLDER
     if not folder.is_dir():
         return []
-    found = [(tuple(map(int, m.groups())), p) for p in folder.iterdir()
-             if (m := _NAME.match(p.name))]
+    found = [
+        (tuple(map(int, m.groups())), p) for p in folder.iterdir() if (m := _NAME.match(p.name))
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -74,13 +93,16 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return found[-1]
 
 
-def load_checkpoint(path: Path, network: Network, task: Any, *,
-                    device: torch.device | str = "cpu") -> LoopState:
+def load_checkpoint(
+    path: Path, network: Network, task: Any, *, device: torch.device | str = "cpu"
+) -> LoopState:
     """Restore ``network`` and ``task`` from ``path``; return the loop position to continue at."""
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a stdp-run checkpoint of format {FORMAT}")
     if payload["batch_size"] != network.batch_size:

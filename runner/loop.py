@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -61,12 +61,76 @@ class LoopPlan:
 
 StepFn = Callable[[dict[str, Tensor], bool], None]
 
+#: Compiled steps run this many steps per call when the per-step work is small (at most
+#: ``CHUNK_MAX_SYNAPSES`` trained synapse-samples): a compiled call costs ~80 us of fixed
+#: overhead (guards, wrappers) on the CPU, as much as the arithmetic of a 784 x 100 step.
+CHUNK_STEPS = 10
+CHUNK_MAX_SYNAPSES = 1_000_000
 
-def make_step(network: Network, *, compile: bool = False) -> StepFn:
+
+class CompiledStep:
+    """A compiled step (``StepFn``) that can also run ``steps_per_call`` steps in one call.
+
+    :meth:`run_chunk` unrolls ``k`` steps (with the spike counting of :func:`run_batch`) into one
+    graph, so the fixed cost of a compiled call is paid once per ``k`` steps. Stale trainer
+    caches are rebuilt eagerly before each call, so the graphs never branch on them.
+    """
+
+    def __init__(self, network: Network, steps_per_call: int) -> None:
+        self.network = network
+        self.steps_per_call = steps_per_call
+        self._step = torch.compile(self._one, fullgraph=True, dynamic=False)
+        self._chunk = torch.compile(self._many, fullgraph=True, dynamic=False)
+
+    def _one(self, drive: dict[str, Tensor], apply: bool) -> None:
+        self.network.step(drive)
+        if apply:
+            self.network.apply_updates()
+
+    def _many(self, drive: dict[str, Tensor], apply: tuple[bool, ...],
+              counts: dict[str, Tensor], raster: dict[str, Tensor]) -> None:
+        for j, flag in enumerate(apply):
+            self._one({name: d[j] for name, d in drive.items()}, flag)
+            for p, count in counts.items():
+                spk = self.network.spikes(p)
+                count.add_(spk)
+                if p in raster:
+                    raster[p][j].copy_(spk)
+
+    def _float(self, drive: dict[str, Tensor]) -> dict[str, Tensor]:
+        # Imposed spikes as 0/1 floats (populations accept them): compiled loops that re-read
+        # the spikes inside per-synapse loops load floats much faster than bools.
+        dtype = self.network._float_dtype()
+        return {name: d.to(dtype) for name, d in drive.items()}
+
+    def __call__(self, drive: dict[str, Tensor], apply: bool) -> None:
+        self.network.refresh_caches()
+        self._step(self._float(drive), apply)
+
+    def run_chunk(self, drive: dict[str, Tensor], apply: tuple[bool, ...],
+                  counts: dict[str, Tensor], raster: dict[str, Tensor]) -> None:
+        """Run ``len(apply)`` steps; ``drive`` and ``raster`` hold ``[k, B, N]`` slices."""
+        self.network.refresh_caches()
+        self._chunk(self._float(drive), apply, counts, raster)
+
+
+def trained_synapses(network: Network) -> int:
+    """Batch size x the number of synapses of the trained dense connections."""
+    total = 0
+    for conn in network.connections.values():
+        if isinstance(conn, DenseConnection) and len(conn.updaters) > 0:
+            total += conn.batch_size * conn.n_in * conn.n_out
+    return total
+
+
+def make_step(network: Network, *, compile: bool = False,
+              steps_per_call: int | None = None) -> StepFn:
     """One network step plus (when ``apply``) the application of the accumulated updates.
 
     With ``compile`` the step is traced once into a single graph (``torch.compile``, inductor),
-    which fuses the per-synapse learning arithmetic into a few loops.
+    which fuses the per-synapse learning arithmetic into a few loops, and :func:`run_batch` runs
+    ``steps_per_call`` steps per compiled call (default: ``CHUNK_STEPS`` for small networks, 1
+    otherwise; unrolling k steps makes the first compilation about k times longer).
     """
 
     def step(drive: dict[str, Tensor], apply: bool) -> None:
@@ -76,7 +140,10 @@ def make_step(network: Network, *, compile: bool = False) -> StepFn:
 
     if not compile:
         return step
-    return torch.compile(step, fullgraph=True, dynamic=False)  # type: ignore[return-value]
+    if steps_per_call is None:
+        small = trained_synapses(network) <= CHUNK_MAX_SYNAPSES
+        steps_per_call = CHUNK_STEPS if small else 1
+    return CompiledStep(network, max(int(steps_per_call), 1))
 
 
 @dataclass
@@ -118,9 +185,10 @@ class FiniteGuard:
     def __init__(self, network: Network) -> None:
         self.watched: list[tuple[str, Tensor]] = []
         for name, conn in network.connections.items():
-            self.watched.append((f"network.connections.{name}.weight", conn.weight))
-            if getattr(conn, "delay", None) is not None:
-                self.watched.append((f"network.connections.{name}.delay", conn.delay))
+            for param in ("weight", "delay"):
+                tensor = getattr(conn, param, None)
+                if isinstance(tensor, Tensor):
+                    self.watched.append((f"network.connections.{name}.{param}", tensor))
         for name, pop in network.populations.items():
             voltage = getattr(pop, "voltage", None)
             if isinstance(voltage, Tensor):
@@ -133,21 +201,34 @@ class FiniteGuard:
             return
         flags = torch.stack([t.isfinite().all() for _, t in self._current()]).tolist()
         for (name, _), ok in zip(self.watched, flags, strict=True):
-            if not ok:
-                kind = name.rsplit(".", 1)[1]
-                cause = ("a learning rate that is too large or missing weight bounds/clamps"
-                         if kind in ("weight", "delay")
-                         else "input currents that are too large (connection scale or weights)")
-                raise NonFiniteError(f"{name} became non-finite (NaN or inf) by step {step}; "
-                                     f"likely cause: {cause}")
+            if ok:
+                continue
+            if not name.endswith(".voltage"):
+                raise NonFiniteError(
+                    f"{name} became non-finite (NaN or inf) by step {step}; likely cause: a "
+                    "learning rate that is too large or missing bounds/clamps on it")
+            raise NonFiniteError(
+                f"{name} became non-finite (NaN or inf) by step {step}; {self._largest_weight()}")
+
+    def _largest_weight(self) -> str:
+        """Which weights drive the blow-up: the connection with the largest |w| (host side)."""
+        sizes = [(float(t.detach().abs().max()), name) for name, t in self.watched
+                 if name.endswith(".weight") and t.numel() > 0]
+        if not sizes:
+            return "likely cause: input currents that are too large"
+        size, name = max(sizes)
+        return (f"the largest weight is |{name}| = {size:.3g}; likely cause: a learning rate "
+                "that is too large or missing weight bounds, or a connection scale that is "
+                "too large")
 
     def _current(self) -> list[tuple[str, Tensor]]:
         # buffers can be reallocated (set_batch_size), so look voltages up again
         out = []
         for name, tensor in self.watched:
             if name.endswith(".voltage"):
-                pop = self.network.populations[name.split(".")[2]]
-                tensor = pop.voltage
+                voltage = self.network.populations[name.split(".")[2]].voltage
+                assert isinstance(voltage, Tensor)
+                tensor = voltage
             out.append((name, tensor))
         return out
 
@@ -208,22 +289,38 @@ def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state:
     window = {p: torch.zeros_like(c) for p, c in counts.items()}
     since_log = 0
     step = step or make_step(network)
-    for t in range(steps):
-        drive = {task.input: batch.spikes[t]}
-        for name, spikes in batch.drive.items():
-            drive[name] = spikes[t]
-        apply = False
-        if train:
-            state.train_steps += 1
-            apply = state.train_steps % plan.update_every == 0
-        step(drive, apply)
-        for p in task.watch:
-            spk = network.spikes(p)
-            counts[p].add_(spk)
-            if raster:
-                raster[p][t].copy_(spk)
-        state.steps += 1
-        since_log += 1
+    # several steps per compiled call in training (eval keeps one graph of one step)
+    chunk = step.steps_per_call if isinstance(step, CompiledStep) and train else 1
+    t = 0
+    while t < steps:
+        # k steps in one compiled call when they fit before the batch end and the next log
+        k = chunk if t + chunk <= steps else 1
+        if k > 1 and plan.log_every > 0 and state.steps % plan.log_every + k > plan.log_every:
+            k = 1
+        apply = []
+        for _ in range(k):
+            if train:
+                state.train_steps += 1
+            apply.append(train and state.train_steps % plan.update_every == 0)
+        if k > 1:
+            assert isinstance(step, CompiledStep)
+            drive = {task.input: batch.spikes[t:t + k]}
+            drive.update({name: spikes[t:t + k] for name, spikes in batch.drive.items()})
+            step.run_chunk(drive, tuple(apply), counts,
+                           {p: r[t:t + k] for p, r in raster.items()})
+        else:
+            drive = {task.input: batch.spikes[t]}
+            for name, spikes in batch.drive.items():
+                drive[name] = spikes[t]
+            step(drive, apply[0])
+            for p in task.watch:
+                spk = network.spikes(p)
+                counts[p].add_(spk)
+                if raster:
+                    raster[p][t].copy_(spk)
+        t += k
+        state.steps += k
+        since_log += k
         if guard is not None and plan.log_every > 0 and state.steps % plan.log_every == 0:
             guard.check(state.steps)
         if probe is not None and plan.log_every > 0 and state.steps % plan.log_every == 0:

@@ -10,7 +10,9 @@ are reported.
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,9 @@ from runner.core.kernels import KERNELS
 from runner.core.reductions import REDUCTIONS
 from runner.core.trainers import TRAINERS, KernelTrainer
 from runner.core.updater import Bound
+
+#: The longest spike history (max_delay / dt) a case may ask for.
+MAX_HISTORY_STEPS = 100_000
 
 
 class ReplayInputError(ValueError):
@@ -84,46 +89,124 @@ def _check_case(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any
     _require(pre.ndim == 3, path, f"pre_spikes must be [T, B, I], got shape {pre.shape}")
     _require(post.ndim == 3, path, f"post_spikes must be [T, B, O], got shape {post.shape}")
     for key in ("pre_spikes", "post_spikes"):
-        _require(arrays[key].dtype == np.bool_, path, f"{key} must be bool, got {arrays[key].dtype}")
+        _require(
+            arrays[key].dtype == np.bool_, path, f"{key} must be bool, got {arrays[key].dtype}"
+        )
     t, b, n_in = pre.shape
-    _require(post.shape[:2] == (t, b), path,
-             f"post_spikes shape {post.shape} does not match pre_spikes {pre.shape} in T and B")
+    _require(
+        min(pre.shape) >= 1 and post.shape[2] >= 1,
+        path,
+        f"spike trains need at least one step, sample, input and output; got pre {pre.shape}, "
+        f"post {post.shape}",
+    )
+    _require(
+        post.shape[:2] == (t, b),
+        path,
+        f"post_spikes shape {post.shape} does not match pre_spikes {pre.shape} in T and B",
+    )
     n_out = post.shape[2]
-    _require(w0.shape == (n_out, n_in), path,
-             f"weight_init must be [O, I] = {(n_out, n_in)}, got {w0.shape}")
+    _require(
+        w0.shape == (n_out, n_in),
+        path,
+        f"weight_init must be [O, I] = {(n_out, n_in)}, got {w0.shape}",
+    )
+    _require(
+        np.issubdtype(w0.dtype, np.floating),
+        path,
+        f"weight_init must be a float array, got {w0.dtype}",
+    )
     if "delay_init" in arrays:
         d0 = arrays["delay_init"]
-        _require(d0.shape == (n_out, n_in), path,
-                 f"delay_init must be [O, I] = {(n_out, n_in)}, got {d0.shape}")
+        _require(
+            d0.shape == (n_out, n_in),
+            path,
+            f"delay_init must be [O, I] = {(n_out, n_in)}, got {d0.shape}",
+        )
+        _require(
+            np.issubdtype(d0.dtype, np.floating),
+            path,
+            f"delay_init must be a float array, got {d0.dtype}",
+        )
     dtype = params.get("dtype", "float64")
-    _require(dtype in ("float32", "float64"), path, f"dtype must be float32 or float64, got {dtype!r}")
-    _require(_positive_number(params["dt"]), path, f"dt must be a positive number, got {params['dt']!r}")
+    _require(
+        _one_of(dtype, ("float32", "float64")),
+        path,
+        f"dtype must be float32 or float64, got {dtype!r}",
+    )
+    _require(
+        _positive_number(params["dt"]) and params["dt"] < math.inf,
+        path,
+        f"dt must be a positive number, got {params['dt']!r}",
+    )
     every = params.get("update_every", 1)
-    _require(isinstance(every, int) and every >= 1, path,
-             f"update_every must be an integer >= 1, got {every!r}")
+    _require(
+        isinstance(every, int) and every >= 1,
+        path,
+        f"update_every must be an integer >= 1, got {every!r}",
+    )
     acc = params.get("accumulator_reduction", "sum")
-    _require(acc in ("sum", "mean"), path, f"accumulator_reduction must be sum or mean, got {acc!r}")
+    _require(
+        _one_of(acc, ("sum", "mean")),
+        path,
+        f"accumulator_reduction must be sum or mean, got {acc!r}",
+    )
     max_delay = params.get("max_delay")
-    _require(max_delay is None or (_number(max_delay) and max_delay >= 0), path,
-             f"max_delay must be null or a number >= 0, got {max_delay!r}")
+    _require(
+        max_delay is None or (_number(max_delay) and 0 <= max_delay < math.inf),
+        path,
+        f"max_delay must be null or a number >= 0, got {max_delay!r}",
+    )
+    if max_delay:
+        _require(
+            max_delay / params["dt"] <= MAX_HISTORY_STEPS,
+            path,
+            f"max_delay / dt = {max_delay / params['dt']:.3g} steps of spike history; "
+            f"at most {MAX_HISTORY_STEPS} are allowed",
+        )
     trainers = params["trainers"]
-    _require(isinstance(trainers, list) and len(trainers) > 0, path,
-             "trainers must be a non-empty list")
+    _require(
+        isinstance(trainers, list) and len(trainers) > 0, path, "trainers must be a non-empty list"
+    )
     for spec in trainers:
         _require(isinstance(spec, dict), path, "each trainer must be a JSON object")
+        delayed, tol = spec.get("delayed"), spec.get("interp_tolerance")
+        _require(
+            delayed is None or isinstance(delayed, bool),
+            path,
+            f"trainers[].delayed must be true or false, got {delayed!r}",
+        )
+        _require(
+            tol is None or (_number(tol) and 0 <= tol < math.inf),
+            path,
+            f"trainers[].interp_tolerance must be a number >= 0, got {tol!r}",
+        )
         kind = spec.get("kind")
-        _require(kind in TRAINERS, path, f"unknown trainer kind {kind!r}; valid: {', '.join(TRAINERS)}")
+        _require(
+            _one_of(kind, TRAINERS),
+            path,
+            f"unknown trainer kind {kind!r}; valid: {', '.join(TRAINERS)}",
+        )
         for side in ("kernel_post", "kernel_pre"):
             name = spec.get(side)
-            _require(name in KERNELS, path,
-                     f"unknown kernel {name!r} for {side}; valid: {', '.join(KERNELS)}")
-            _require(isinstance(spec.get(f"{side}_kwargs", {}), dict), path,
-                     f"{side}_kwargs must be an object")
+            _require(
+                _one_of(name, KERNELS),
+                path,
+                f"unknown kernel {name!r} for {side}; valid: {', '.join(KERNELS)}",
+            )
+            kwargs = spec.get(f"{side}_kwargs", {})
+            _require(isinstance(kwargs, dict), path, f"{side}_kwargs must be an object")
+            _check_kwargs(path, f"{side}_kwargs", KERNELS[name], kwargs, skip=1)
         red = spec.get("batch_reduction", "mean")
-        _require(red in REDUCTIONS, path,
-                 f"unknown batch_reduction {red!r}; valid: {', '.join(REDUCTIONS)}")
-        _require(kind == "KernelSTDP" or max_delay is not None, path,
-                 f"{kind} trains with delays: max_delay must not be null")
+        _require(
+            _one_of(red, REDUCTIONS),
+            path,
+            f"unknown batch_reduction {red!r}; valid: {', '.join(REDUCTIONS)}",
+        )
+        _require(
+            kind == "KernelSTDP" or max_delay is not None,
+            path,
+            f"{kind} trains with delays: max_delay must not be null",
+        )
     for key in ("weight_bounds", "delay_bounds"):
         bounds = params.get(key) or {}
         _require(isinstance(bounds, dict), path, f"{key} must be an object")
@@ -131,10 +214,47 @@ def _check_case(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any
             spec = bounds.get(side)
             if spec is None:
                 continue
-            _require(isinstance(spec, dict) and spec.get("fn") in BOUNDS, path,
-                     f"unknown {key}.{side}.fn {spec.get('fn') if isinstance(spec, dict) else spec!r}; "
-                     f"valid: {', '.join(BOUNDS)}")
+            _require(
+                isinstance(spec, dict) and _one_of(spec.get("fn"), BOUNDS),
+                path,
+                f"unknown {key}.{side}.fn {spec.get('fn') if isinstance(spec, dict) else spec!r}; "
+                f"valid: {', '.join(BOUNDS)}",
+            )
             _require(_number(spec.get("limit")), path, f"{key}.{side}.limit must be a number")
+            fn = BOUNDS[spec["fn"]].upper
+            extra = {k: v for k, v in spec.items() if k not in ("fn", "limit")}
+            _check_kwargs(path, f"{key}.{side}", fn, {**extra, "limit": spec["limit"]}, skip=2)
+        for clamp in ("clamp_min", "clamp_max"):
+            value = bounds.get(clamp)
+            _require(
+                value is None or _number(value),
+                path,
+                f"{key}.{clamp} must be null or a number, got {value!r}",
+            )
+
+
+def _check_kwargs(path: Path, where: str, fn: Any, kwargs: dict[str, Any], *, skip: int) -> None:
+    """Keyword arguments of a kernel or bound: known names, all required ones, numbers only."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    names = [p.name for p in params]
+    unknown = sorted(set(kwargs) - set(names))
+    _require(
+        not unknown, path, f"{where}: unknown argument(s) {unknown}; valid: {', '.join(names)}"
+    )
+    missing = [
+        p.name for p in params if p.default is inspect.Parameter.empty and p.name not in kwargs
+    ]
+    _require(not missing, path, f"{where}: missing argument(s) {missing}")
+    for key, value in kwargs.items():
+        _require(
+            _number(value) and math.isfinite(value),
+            path,
+            f"{where}.{key} must be a finite number, got {value!r}",
+        )
+
+
+def _one_of(value: Any, choices: Any) -> bool:
+    return isinstance(value, str) and value in choices
 
 
 def _number(x: Any) -> bool:
@@ -163,23 +283,35 @@ def replay_case(path: Path) -> ReplayResult:
     max_delay = params.get("max_delay")
     delay_init = arrays.get("delay_init")
     conn = DenseConnection(
-        n_in, n_out, dt=float(params["dt"]), batch_size=batch,
+        n_in,
+        n_out,
+        dt=float(params["dt"]),
+        batch_size=batch,
         weight=torch.from_numpy(arrays["weight_init"]).to(dtype),
-        delay=None if max_delay is None or delay_init is None
+        delay=None
+        if max_delay is None or delay_init is None
         else torch.from_numpy(delay_init).to(dtype),
-        max_delay=max_delay, dtype=dtype,
+        max_delay=max_delay,
+        dtype=dtype,
     )
     post_ages = SpikeAges((batch, n_out), dt=conn.dt, dtype=dtype)
     trainers: list[KernelTrainer] = []
     for i, spec in enumerate(params["trainers"]):
-        extra = ({"delayed": bool(spec.get("delayed", False)),
-                  "interp_tolerance": float(spec.get("interp_tolerance") or 0.0)}
-                 if spec["kind"] == "KernelSTDP" else {})
+        extra = (
+            {
+                "delayed": bool(spec.get("delayed", False)),
+                "interp_tolerance": float(spec.get("interp_tolerance") or 0.0),
+            }
+            if spec["kind"] == "KernelSTDP"
+            else {}
+        )
         trainer = TRAINERS[spec["kind"]](
-            kernel_post=spec["kernel_post"], kernel_pre=spec["kernel_pre"],
+            kernel_post=spec["kernel_post"],
+            kernel_pre=spec["kernel_pre"],
             kernel_post_kwargs=spec.get("kernel_post_kwargs", {}),
             kernel_pre_kwargs=spec.get("kernel_pre_kwargs", {}),
-            batch_reduction=spec.get("batch_reduction", "mean"), **extra,
+            batch_reduction=spec.get("batch_reduction", "mean"),
+            **extra,
         )
         trainer.register_cell(f"cell{i}", conn, post_ages)
         trainers.append(trainer)
@@ -188,8 +320,10 @@ def replay_case(path: Path) -> ReplayResult:
             bounds = params.get(f"{name}_bounds") or {}
             conn.updater(name).configure(
                 accumulate=params.get("accumulator_reduction", "sum"),
-                upper=_bound(bounds.get("upper")), lower=_bound(bounds.get("lower")),
-                clamp_min=bounds.get("clamp_min"), clamp_max=bounds.get("clamp_max"),
+                upper=_bound(bounds.get("upper")),
+                lower=_bound(bounds.get("lower")),
+                clamp_min=bounds.get("clamp_min"),
+                clamp_max=bounds.get("clamp_max"),
             )
     every = int(params.get("update_every", 1))
     weight = torch.empty(steps, n_out, n_in, dtype=dtype)
@@ -214,7 +348,8 @@ def replay_case(path: Path) -> ReplayResult:
             diff = np.abs(ours.astype(np.float64) - ref)
             result.max_abs_diff[key] = float(diff.max(initial=0.0))
             result.max_rel_diff[key] = float(
-                (diff / np.maximum(1.0, np.abs(ref).max(initial=0.0))).max(initial=0.0))
+                (diff / np.maximum(1.0, np.abs(ref).max(initial=0.0))).max(initial=0.0)
+            )
     return result
 
 
@@ -227,5 +362,7 @@ def main(case: Path, out: Path) -> None:
     tmp.replace(out)
     print(f"replayed {case.name}: {result.weight.shape[0]} steps -> {out}")
     for key in result.max_abs_diff:
-        print(f"  {key}: max abs diff {result.max_abs_diff[key]:.3e}, "
-              f"max rel diff {result.max_rel_diff[key]:.3e} (vs stored trajectory)")
+        print(
+            f"  {key}: max abs diff {result.max_abs_diff[key]:.3e}, "
+            f"max rel diff {result.max_rel_diff[key]:.3e} (vs stored trajectory)"
+        )

@@ -25,11 +25,20 @@ class ForbidHostSync(TorchDispatchMode):
 
 def _network(rule: str):  # type: ignore[no-untyped-def]
     gen = torch.Generator().manual_seed(0)
-    conn = DenseConnection(20, 5, dt=1.0, batch_size=4, weight=torch.rand(5, 20, generator=gen),
-                           max_delay=5.0, delay=torch.rand(5, 20, generator=gen) * 5)
+    conn = DenseConnection(
+        20,
+        5,
+        dt=1.0,
+        batch_size=4,
+        weight=torch.rand(5, 20, generator=gen),
+        max_delay=5.0,
+        delay=torch.rand(5, 20, generator=gen) * 5,
+    )
     post = SpikeAges((4, 5), dt=1.0)
-    kw = {"kernel_post_kwargs": {"learning_rate": 0.01, "time_constant": 20.0},
-          "kernel_pre_kwargs": {"learning_rate": -0.01, "time_constant": 20.0}}
+    kw = {
+        "kernel_post_kwargs": {"learning_rate": 0.01, "time_constant": 20.0},
+        "kernel_pre_kwargs": {"learning_rate": -0.01, "time_constant": 20.0},
+    }
     trainers = {
         "kstdp": [KernelSTDP(**kw)],
         "kstdp_delayed": [KernelSTDP(**kw, delayed=True)],
@@ -44,8 +53,10 @@ def _network(rule: str):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("rule", ["kstdp", "kstdp_delayed", "delay_adjusted"])
 def test_step_has_no_host_sync(rule: str) -> None:
     conn, post, trainers, gen = _network(rule)
-    inputs = [(torch.rand(4, 20, generator=gen) < 0.2, torch.rand(4, 5, generator=gen) < 0.2)
-              for _ in range(5)]
+    inputs = [
+        (torch.rand(4, 20, generator=gen) < 0.2, torch.rand(4, 5, generator=gen) < 0.2)
+        for _ in range(5)
+    ]
     with torch.no_grad(), ForbidHostSync():
         for pre, post_spk in inputs:
             conn(pre)

@@ -46,8 +46,10 @@ def _trainer(**change) -> list[dict]:
         ({"params": {"trainers": _trainer(kernel_post="exp_pst")}}, "unknown kernel 'exp_pst'"),
         ({"params": {"trainers": _trainer(kind="STDP")}}, "unknown trainer kind 'STDP'"),
         ({"params": {"trainers": _trainer(batch_reduction="maen")}}, "unknown batch_reduction"),
-        ({"params": {"weight_bounds": {"upper": {"fn": "soft", "limit": 1.0}}}},
-         "unknown weight_bounds.upper.fn 'soft'"),
+        (
+            {"params": {"weight_bounds": {"upper": {"fn": "soft", "limit": 1.0}}}},
+            "unknown weight_bounds.upper.fn 'soft'",
+        ),
         ({"params": {"dt": -1}}, "dt must be a positive number"),
         ({"params": {"update_every": 0}}, "update_every must be an integer >= 1"),
     ],

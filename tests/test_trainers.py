@@ -25,16 +25,36 @@ HEBB = {
 }
 
 
-def make(n_in: int, n_out: int, *, batch: int = 1, dt: float = 1.0, max_delay=None, delay=None,
-         dtype=torch.float64) -> tuple[DenseConnection, SpikeAges]:
-    conn = DenseConnection(n_in, n_out, dt=dt, batch_size=batch,
-                           weight=torch.zeros(n_out, n_in, dtype=dtype), max_delay=max_delay,
-                           delay=delay, dtype=dtype)
+def make(
+    n_in: int,
+    n_out: int,
+    *,
+    batch: int = 1,
+    dt: float = 1.0,
+    max_delay=None,
+    delay=None,
+    dtype=torch.float64,
+) -> tuple[DenseConnection, SpikeAges]:
+    conn = DenseConnection(
+        n_in,
+        n_out,
+        dt=dt,
+        batch_size=batch,
+        weight=torch.zeros(n_out, n_in, dtype=dtype),
+        max_delay=max_delay,
+        delay=delay,
+        dtype=dtype,
+    )
     return conn, SpikeAges((batch, n_out), dt=dt, dtype=dtype)
 
 
-def step_parts(conn: DenseConnection, post: SpikeAges, trainers: list[KernelTrainer],
-               pre_spikes: torch.Tensor, post_spikes: torch.Tensor) -> dict[str, torch.Tensor]:
+def step_parts(
+    conn: DenseConnection,
+    post: SpikeAges,
+    trainers: list[KernelTrainer],
+    pre_spikes: torch.Tensor,
+    post_spikes: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """Run one step; return the net update (pos - neg) pushed to each parameter, then clear."""
     conn(pre_spikes)
     post.observe(post_spikes)
@@ -79,7 +99,9 @@ def test_worked_example_constant_update_between_spikes() -> None:
     dw = []
     for t in range(8):
         pre = spikes(2, *([0] if t == 1 else [1] if t == 4 else []))
-        dw.append(step_parts(conn, post, [trainer], pre, spikes(1, 0) if t == 3 else spikes(1))["weight"])
+        dw.append(
+            step_parts(conn, post, [trainer], pre, spikes(1, 0) if t == 3 else spikes(1))["weight"]
+        )
     assert all(torch.equal(dw[t], torch.zeros(1, 2, dtype=torch.float64)) for t in range(3))
     for t in range(3, 8):
         assert dw[t][0, 0].item() == pytest.approx(math.exp(-0.2), rel=1e-12)
@@ -95,7 +117,9 @@ def test_worked_comparison_of_the_three_rules_with_delays() -> None:
     }
     results: dict[str, dict[int, torch.Tensor]] = {}
     for rule in ("off", "on", "dak", "dakd"):
-        conn, post = make(1, 2, max_delay=4.0, delay=torch.tensor([[2.0], [2.5]], dtype=torch.float64))
+        conn, post = make(
+            1, 2, max_delay=4.0, delay=torch.tensor([[2.0], [2.5]], dtype=torch.float64)
+        )
         kwargs = {**HEBB, "batch_reduction": "sum"}
         trainer: KernelTrainer
         if rule in ("off", "on"):
@@ -127,7 +151,9 @@ def test_non_integer_delays_round_up_to_whole_steps(delay: float, arrival_step: 
 def test_out_of_range_delay_transmits_nothing() -> None:
     conn, _ = make(1, 2, max_delay=2.0, delay=torch.tensor([[-0.5], [2.5]], dtype=torch.float64))
     conn.weight.data.fill_(1.0)
-    assert sum(conn(spikes(1, 0) if t == 0 else spikes(1)).abs().sum().item() for t in range(5)) == 0
+    assert (
+        sum(conn(spikes(1, 0) if t == 0 else spikes(1)).abs().sum().item() for t in range(5)) == 0
+    )
 
 
 def test_continuous_view_reads_age_at_exact_delay() -> None:
@@ -141,8 +167,9 @@ def test_continuous_view_reads_age_at_exact_delay() -> None:
     assert trainer.time_difference(cell)[0, 0, 0].item() == pytest.approx(0.5, abs=1e-12)
 
 
-def _random_run(trainers: list[KernelTrainer], conn: DenseConnection, post: SpikeAges,
-                steps: int, seed: int) -> list[dict[str, torch.Tensor]]:
+def _random_run(
+    trainers: list[KernelTrainer], conn: DenseConnection, post: SpikeAges, steps: int, seed: int
+) -> list[dict[str, torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(steps):
@@ -169,9 +196,13 @@ def test_kernel_stdp_equals_delay_adjusted_with_zero_delays(delayed: bool) -> No
 def test_per_cell_override_beats_trainer_default() -> None:
     conn, post = make(1, 1)
     trainer = KernelSTDP(**HEBB)
-    over = trainer.register_cell("c", conn, post, kernel_post_kwargs={"learning_rate": 3.0,
-                                                                      "time_constant": 10.0},
-                                 batch_reduction="sum")
+    over = trainer.register_cell(
+        "c",
+        conn,
+        post,
+        kernel_post_kwargs={"learning_rate": 3.0, "time_constant": 10.0},
+        batch_reduction="sum",
+    )
     assert over.kernel_post_kwargs.as_dict()["learning_rate"] == 3.0
     assert over.batch_reduction.__name__ == "batch_sum"
     net = step_parts(conn, post, [trainer], spikes(1, 0), spikes(1, 0))
@@ -190,7 +221,9 @@ def test_unknown_override_is_rejected() -> None:
 def test_tensor_kwargs_are_buffers_that_follow_the_module() -> None:
     conn, post = make(3, 2)
     lr = torch.full((2, 3), 0.5, dtype=torch.float64)
-    trainer = KernelSTDP(**{**HEBB, "kernel_post_kwargs": {"learning_rate": lr, "time_constant": 5.0}})
+    trainer = KernelSTDP(
+        **{**HEBB, "kernel_post_kwargs": {"learning_rate": lr, "time_constant": 5.0}}
+    )
     trainer.register_cell("c", conn, post)
     assert "cells.c.kernel_post_kwargs.learning_rate" in trainer.state_dict()
     lr.fill_(9.0)  # defaults are cloned per cell
@@ -230,8 +263,9 @@ def test_custom_batch_reduction_is_used_as_given() -> None:
     conn, post = make(1, 1, batch=2)
     trainer = KernelSTDP(**HEBB, batch_reduction=second)
     trainer.register_cell("c", conn, post)
-    net = step_parts(conn, post, [trainer], torch.tensor([[True], [True]]),
-                     torch.tensor([[False], [True]]))
+    net = step_parts(
+        conn, post, [trainer], torch.tensor([[True], [True]]), torch.tensor([[False], [True]])
+    )
     assert calls == [(2, 1, 1)] * 4
     assert net["weight"].item() == pytest.approx(1.0)
 

@@ -54,6 +54,41 @@ class SpikeAges(nn.Module):
         return f"shape={tuple(self.age.shape)}, dt={self.dt}"
 
 
+class SpikeBits(nn.Module):
+    """The last ``length`` (at most 31) steps of spikes ``[B, N]``, one bit per step.
+
+    Bit ``k`` of ``bits[b, n]`` is the spike of element ``n`` ``k`` steps ago (bit 0: newest).
+    The same answers as a bool :class:`History`, but reading a lag is a shift and a mask per
+    synapse (vector code) instead of an index computation and a gather.
+    """
+
+    bits: Tensor
+    MAX_LENGTH = 31
+
+    def __init__(
+        self, batch_size: int, n: int, length: int, *, device: torch.device | str | None = None
+    ) -> None:
+        super().__init__()
+        if not 1 <= length <= self.MAX_LENGTH:
+            raise ValueError(f"length must be in [1, {self.MAX_LENGTH}] steps, got {length}")
+        self.length = int(length)
+        self.mask = (1 << self.length) - 1
+        self.register_buffer("bits", torch.zeros(batch_size, n, dtype=torch.int32, device=device))
+
+    def push(self, value: Tensor) -> None:
+        """Store spikes ``value [B, N]`` (bool) as the newest entry."""
+        self.bits.bitwise_left_shift_(1).bitwise_or_(value.to(torch.int32)).bitwise_and_(self.mask)
+
+    def gather(self, lag: Tensor) -> Tensor:
+        """Spikes ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]`` bool."""
+        shifted = self.bits.unsqueeze(1).bitwise_right_shift(lag.to(torch.int32))
+        return shifted.bitwise_and(1).bool()
+
+    def reset_state(self) -> None:
+        """No spikes in flight."""
+        self.bits.zero_()
+
+
 class History(nn.Module):
     """A ring buffer of the last ``length`` values of a ``[B, N]`` state, stored as ``[B, L, N]``.
 

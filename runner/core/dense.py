@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from runner.core.ages import History, SpikeAges
+from runner.core.ages import History, SpikeAges, SpikeBits
 from runner.core.delays import Lag, delay_lag
 from runner.core.updater import ParameterUpdater
 
@@ -66,8 +66,8 @@ class DenseConnection(nn.Module):
         self.dt, self.scale = float(dt), float(scale)
         self.max_delay = None if max_delay is None else float(max_delay)
         dtype = dtype or weight.dtype
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(weight.detach().to(**factory).clone(), requires_grad=False)
+        self.weight = nn.Parameter(weight.detach().to(device=device, dtype=dtype).clone(),
+                                   requires_grad=False)
         if max_delay is None:
             if delay is not None:
                 raise ValueError("delay given but max_delay is None: set max_delay to learn delays")
@@ -76,17 +76,25 @@ class DenseConnection(nn.Module):
             init = torch.zeros(n_out, n_in) if delay is None else delay.detach()
             if tuple(init.shape) != (n_out, n_in):
                 raise ValueError(f"delay must have shape {(n_out, n_in)}, got {tuple(init.shape)}")
-            self.delay = nn.Parameter(init.to(**factory).clone(), requires_grad=False)
+            self.delay = nn.Parameter(init.to(device=device, dtype=dtype).clone(),
+                                      requires_grad=False)
         # history of raw input spikes, long enough for the longest delay (ceil(maxd/dt) + 1 steps)
-        self.history_length = math.ceil(self.max_delay / self.dt) + 1 if self.delays_active else 1
-        self.spikes = History(self.batch_size, self.n_in, self.history_length, fill=False,
-                              device=device, dtype=torch.bool) if self.delays_active else None
+        self.history_length = (math.ceil(self.max_delay / self.dt) + 1
+                               if self.max_delay else 1)
+        self.spikes = self._spike_history(device) if self.delays_active else None
         self.pre_ages: SpikeAges | None = None
         self.age_history: History | None = None
         self.arrival_ages: SpikeAges | None = None
         self.updaters = nn.ModuleDict()
 
     # ----------------------------------------------------------------------------------- setup
+    def _spike_history(self, device: torch.device | str | None) -> History | SpikeBits:
+        """Input spikes of the last ``history_length`` steps: bits when they fit in 31."""
+        if self.history_length <= SpikeBits.MAX_LENGTH:
+            return SpikeBits(self.batch_size, self.n_in, self.history_length, device=device)
+        return History(self.batch_size, self.n_in, self.history_length, fill=False,
+                       device=device, dtype=torch.bool)
+
     @property
     def delays_active(self) -> bool:
         """True when spikes are routed through per-synapse delays (``max_delay`` set and > 0)."""
@@ -137,8 +145,9 @@ class DenseConnection(nn.Module):
         """One step: push input spikes ``[B, I]`` (bool), return the current ``[B, O]``."""
         gain = self.scale / self.dt
         if self.spikes is None:
-            self._observe_pre(spikes)
-            return (spikes.to(self.weight.dtype) @ self.weight.t()) * gain
+            x = spikes.to(self.weight.dtype)  # a float copy: compiled loops read it fast
+            self._observe_pre(x != 0)
+            return (x @ self.weight.t()) * gain
         self.spikes.push(spikes)
         lag = self.lag()
         arrived = self.spikes.gather(lag.steps) & lag.valid
@@ -157,7 +166,7 @@ class DenseConnection(nn.Module):
         """Apply and clear every parameter's accumulated update (weights before delays)."""
         for name in ("weight", "delay"):
             if name in self.updaters:
-                self.updater(name).apply()
+                self.updater(name).apply_pending()
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate the per-sample state (spikes in flight, ages) for ``batch_size`` samples."""
@@ -167,8 +176,7 @@ class DenseConnection(nn.Module):
         had = (self.pre_ages, self.age_history, self.arrival_ages)
         self.pre_ages = self.age_history = self.arrival_ages = None
         if self.spikes is not None:
-            self.spikes = History(self.batch_size, self.n_in, self.history_length, fill=False,
-                                  device=self.weight.device, dtype=torch.bool)
+            self.spikes = self._spike_history(self.weight.device)
         if had[0] is not None:
             self.track_pre_ages()
         if had[1] is not None:

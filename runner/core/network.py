@@ -18,7 +18,7 @@ separate calls, so that the loop decides when they run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -78,8 +78,7 @@ class Network(nn.Module):
     def post_ages(self, population: str) -> SpikeAges:
         """The spike ages of ``population`` (tracked from now on)."""
         if population not in self.ages:
-            pop = self.populations[population]
-            spike = pop.spike
+            spike = self.spikes(population)
             self.ages[population] = SpikeAges(
                 tuple(spike.shape), dt=self.dt, device=spike.device,
                 dtype=self._float_dtype(),
@@ -90,14 +89,16 @@ class Network(nn.Module):
 
     def _float_dtype(self) -> torch.dtype:
         for conn in self.connections.values():
-            return conn.weight.dtype
+            weight = conn.weight
+            assert isinstance(weight, Tensor)
+            return weight.dtype
         return torch.get_default_dtype()
 
     def add_trainer(self, name: str, trainer: KernelTrainer,
                     cells: dict[str, dict] | None = None) -> None:
         """Add a trainer and register each named connection (with per-cell overrides) on it."""
         for conn_name, overrides in (cells or {}).items():
-            conn = self.connections[conn_name] if conn_name in self.connections else None
+            conn = self.connections[conn_name] if conn_name in self.connections else None  # noqa: SIM401
             if not isinstance(conn, DenseConnection):
                 raise ValueError(
                     f"trainer {name!r}: cell {conn_name!r} must name a dense connection; "
@@ -117,19 +118,19 @@ class Network(nn.Module):
         for name, pop in self.populations.items():
             current: Tensor | None = None
             for conn_name, pre in self._incoming(name):
-                out = self.connections[conn_name](self.populations[pre].spike)
+                out = self.connections[conn_name](self.spikes(pre))
                 current = out if current is None else current.add_(out)
             if name in drive:  # imposed spikes: incoming current is computed but not used
-                pop(drive[name])
+                cast(Any, pop)(drive[name])
                 continue
             if current is None:
-                current = torch.zeros(pop.spike.shape, device=pop.spike.device,
-                                      dtype=self._float_dtype())
-            pop(current)
+                spike = self.spikes(name)
+                current = torch.zeros(spike.shape, device=spike.device, dtype=self._float_dtype())
+            cast(Any, pop)(current)
         for name, ages in self.ages.items():
-            ages.observe(self.populations[name].spike)
+            ages.observe(self.spikes(name))
         for trainer in self.trainers.values():
-            trainer()
+            cast(Any, trainer)()
 
     def _incoming(self, population: str) -> list[tuple[str, str]]:
         return [(c, pre) for c, (pre, post) in self.wiring.items() if post == population]
@@ -149,16 +150,23 @@ class Network(nn.Module):
         """Back to rest between samples: voltages, refractory state, spikes in flight, ages."""
         for module in (*self.populations.values(), *self.connections.values(),
                        *self.ages.values()):
-            module.reset_state()
+            cast(Any, module).reset_state()
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate every per-sample state for ``batch_size`` samples."""
         self.batch_size = int(batch_size)
         for module in (*self.populations.values(), *self.connections.values(),
-                       *self.ages.values()):
+                       *self.ages.values(), *self.trainers.values()):
             if hasattr(module, "set_batch_size"):
-                module.set_batch_size(batch_size)
+                cast(Any, module).set_batch_size(batch_size)
+
+    def refresh_caches(self) -> None:
+        """Rebuild stale trainer caches (host-side checks; call outside a compiled step)."""
+        for trainer in self.trainers.values():
+            cast(Any, trainer).refresh_caches()
 
     def spikes(self, population: str) -> Tensor:
         """The spikes ``[B, N]`` that ``population`` emitted in the last step."""
-        return self.populations[population].spike
+        spike = self.populations[population].spike
+        assert isinstance(spike, Tensor)
+        return spike

@@ -71,8 +71,11 @@ FAR_PRE_AGE, FAR_POST_AGE = 1e30, 3e30
 
 
 def far_ages(age: Tensor, far: float) -> Tensor:
-    """Ages with NaN ("no spike yet") replaced by a huge sentinel, for the fused exp path."""
-    return age.nan_to_num(nan=far)
+    """Ages with NaN ("no spike yet") replaced by a huge sentinel, for the fused exp path.
+
+    ``age == age`` is False only for NaN; unlike ``nan_to_num`` it compiles to vector code.
+    """
+    return torch.where(age == age, age, far)
 
 
 class KernelArgs(nn.Module):
@@ -114,6 +117,9 @@ class Cell(nn.Module):
             and self.kernel_pre is exp_stdp_pre
             and self.batch_reduction in LINEAR_REDUCTIONS
         )
+        # the incremental kernel cache (see enable_cache); off until a trainer enables it
+        self.register_buffer("kernel_cache", None, persistent=False)
+        self.cache_valid = False
 
     def update_parts(self, delta: Tensor) -> tuple[Tensor, Tensor]:
         """``(pos, neg)`` of shape ``[O, I]`` from the time differences ``delta [B, O, I]``."""
@@ -138,6 +144,17 @@ class Cell(nn.Module):
         ``delta`` must come from sentinel ages (:func:`far_ages`): no NaN, and every pair with a
         missing spike lies so far from 0 that both kernels are exactly 0 there.
         """
+        return self._split(self._fused_exp_values(delta))
+
+    def _split(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension)."""
+        if k.shape[0] == 1:  # the mean or sum of one sample is that sample (no division)
+            return k[0].clamp_min(0), k[0].clamp_max(0).neg()
+        reduce = self.batch_reduction
+        return reduce(k.clamp_min(0), 0), reduce(k.clamp_max(0), 0).neg()
+
+    def _fused_exp_values(self, delta: Tensor) -> Tensor:
+        """Kpost + Kpre for the two exp kernels, ``[B, O, I]`` (one exp per element)."""
         post = self.kernel_post_kwargs.as_dict()
         pre = self.kernel_pre_kwargs.as_dict()
         causal = delta >= 0
@@ -150,9 +167,80 @@ class Cell(nn.Module):
         exponent = delta.abs() / rate
         # exp is ~10x slower where its result underflows; such terms are below 1e-34 anyway
         floor = UNDERFLOW_FLOOR.get(delta.dtype, -math.inf)
-        k = torch.where(exponent < floor, 0.0, torch.exp(exponent.clamp_min(floor)) * scale)
-        reduce = self.batch_reduction
-        return reduce(k.clamp_min(0), 0), reduce(k.clamp_max(0), 0).neg()
+        # zero the dropped terms before scaling: exp(floor) * scale would be subnormal (slow)
+        return torch.where(exponent < floor, 0.0, torch.exp(exponent.clamp_min(floor))) * scale
+
+    # -------------------------------------------------------------- incremental kernel cache
+    def enable_cache(self) -> None:
+        """Keep the kernel values ``K [B, O, I]`` between steps (undelayed exp KernelSTDP).
+
+        Without delays Δ = a_pre - a_post is constant between spikes (both ages grow by dt), so
+        K changes only in the rows of neurons that spike now (Δ = a_pre: post kernel) and the
+        columns of inputs that spike now (Δ = -a_post: pre kernel, post kernel if both spike):
+        O(I) + O(O) exponentials per sample and step instead of O(O I). It equals recomputing
+        up to the rounding of the repeated age additions. Needs number kernel kwargs.
+
+        Caution: the cache follows the ages only if the trainer sees every step; it is rebuilt
+        after ``load_state_dict``, a switch back from eval mode and ``set_batch_size``.
+        """
+        conn = self.connection
+        shape = (conn.batch_size, conn.n_out, conn.n_in)
+        self.kernel_cache = conn.weight.new_zeros(shape)
+        self.cache_valid = False  # built from the ages on the first step
+
+    @property
+    def cached(self) -> bool:
+        return self.kernel_cache is not None
+
+    def refresh_cache(self) -> None:
+        """Recompute the whole cache from the ages if it is stale (host-side check)."""
+        if self.kernel_cache is not None and not self.cache_valid:
+            assert self.connection.pre_ages is not None
+            if self.kernel_cache.shape[0] != self.post_ages.age.shape[0]:
+                self.set_batch_size(self.post_ages.age.shape[0])
+            a_pre = far_ages(self.connection.pre_ages.age, FAR_PRE_AGE).unsqueeze(1)
+            a_post = far_ages(self.post_ages.age, FAR_POST_AGE).unsqueeze(2)
+            self.kernel_cache.copy_(self._fused_exp_values(a_pre - a_post))
+            self.cache_valid = True
+
+    def cached_parts(self) -> tuple[Tensor, Tensor]:
+        """``(pos, neg)`` from the cache, advanced by this step's spikes (ages == 0)."""
+        if not self.cache_valid:
+            self.refresh_cache()  # already includes this step's spikes
+            assert self.kernel_cache is not None
+            return self._split(self.kernel_cache)
+        assert self.kernel_cache is not None and self.connection.pre_ages is not None
+        k, a_pre, a_post = self.kernel_cache, self.connection.pre_ages.age, self.post_ages.age
+        post, pre = self.kernel_post_kwargs.numbers, self.kernel_pre_kwargs.numbers
+        floor = UNDERFLOW_FLOOR.get(k.dtype, -math.inf)
+
+        def kernel(age: Tensor, kw: dict[str, Any]) -> Tensor:  # lr e^(-age/tau), NaN age -> 0
+            exponent = age / -kw["time_constant"]
+            value = torch.where(exponent >= floor, torch.exp(exponent.clamp_min(floor)), 0.0)
+            return value * kw["learning_rate"]
+
+        row = kernel(a_pre, post).unsqueeze(1)  # [B, 1, I]: a post spike now, Δ = a_pre >= 0
+        col = torch.where(a_post == 0, float(post["learning_rate"]), kernel(a_post, pre))
+        seen = (a_pre == a_pre).unsqueeze(1) & (a_post == a_post).unsqueeze(2)  # not NaN
+        new = torch.where((a_post == 0).unsqueeze(2), row, torch.where(seen, k, 0.0))
+        k.copy_(torch.where((a_pre == 0).unsqueeze(1), col.unsqueeze(2), new))
+        return self._split(k)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Reallocate the cache for ``batch_size`` samples (rebuilt on the next step)."""
+        if self.kernel_cache is not None:
+            conn = self.connection
+            self.kernel_cache = conn.weight.new_zeros((batch_size, conn.n_out, conn.n_in))
+            self.cache_valid = False
+
+    def train(self, mode: bool = True) -> Cell:
+        if mode and not self.training:  # the trainer skipped the eval steps
+            self.cache_valid = False
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.cache_valid = False  # the ages may have changed
+        super()._load_from_state_dict(*args, **kwargs)
 
 
 class KernelTrainer(nn.Module):
@@ -238,8 +326,23 @@ class KernelTrainer(nn.Module):
             return
         for cell in self.cells.values():
             assert isinstance(cell, Cell)
-            pos, neg = cell.update_parts(self.time_difference(cell, far=cell.fused))
+            if cell.cached:
+                pos, neg = cell.cached_parts()
+            else:
+                pos, neg = cell.update_parts(self.time_difference(cell, far=cell.fused))
             cell.connection.updater(self.target).push(pos, neg)
+
+    def refresh_caches(self) -> None:
+        """Rebuild stale kernel caches now (outside a compiled step; a no-op when fresh)."""
+        for cell in self.cells.values():
+            assert isinstance(cell, Cell)
+            cell.refresh_cache()
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Reallocate the cells' per-sample caches for ``batch_size`` samples."""
+        for cell in self.cells.values():
+            assert isinstance(cell, Cell)
+            cell.set_batch_size(batch_size)
 
 
 class KernelSTDP(KernelTrainer):
@@ -263,6 +366,10 @@ class KernelSTDP(KernelTrainer):
             conn.track_age_history()
         elif conn.delays_active:
             conn.track_arrival_ages()
+        numbers = not any(True for _ in cell.kernel_post_kwargs.buffers()) and not any(
+            True for _ in cell.kernel_pre_kwargs.buffers())
+        if cell.fused and numbers and not conn.delays_active:
+            cell.enable_cache()
 
     def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
         conn = cell.connection

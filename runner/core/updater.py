@@ -90,7 +90,7 @@ class ParameterUpdater(nn.Module):
         """
         if self.n_pos == 0:
             self._first = (pos, neg)
-        elif self.n_pos == 1:
+        elif self._first is not None:  # the second pair: start the sums
             torch.add(self._first[0], pos, out=self.pos_sum)
             torch.add(self._first[1], neg, out=self.neg_sum)
             self._first = None
@@ -112,7 +112,7 @@ class ParameterUpdater(nn.Module):
             return torch.zeros_like(self.pos_sum), torch.zeros_like(self.neg_sum)
         return self.pos_sum, self.neg_sum
 
-    def apply(self) -> None:
+    def apply_pending(self) -> None:
         """Apply the accumulated update to the parameter, then clear."""
         if not self.pending():
             return

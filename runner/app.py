@@ -1,0 +1,439 @@
+"""The Hydra task: compose -> validate -> device/dtype/seed -> build -> loop -> records.
+
+``hydra_entry`` is the ``@hydra.main`` function the CLI's default command runs (single runs and
+every launcher: it is importable and pickles by reference). It is a thin shell around
+:func:`run_experiment`, which tests call directly with a composed config. A failure is logged
+(Hydra 1.3 leaves a failed multirun job's log empty otherwise) and marked with a ``FAILED`` file
+holding the one-line error, then re-raised so that Hydra and the CLI report it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from runner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from runner.config import schema as _schema  # noqa: F401  (registers the schema)
+from runner.config.errors import ConfigError, DeviceError, UserAbort, describe_error, is_user_error
+from runner.config.schema import StdpRunConfig
+from runner.config.validate import validate_config
+from runner.loop import Callbacks, LoopState, NonFiniteError
+from runner.progress import Progress, parallel_launcher, resolve_mode
+from runner.record import FAILED, SUMMARY, RunRecorder, write_failed
+
+log = logging.getLogger("runner")
+
+
+@dataclass
+class Runtime:
+    """What the run set up before building: typed config, device, dtype, RNG, recorder."""
+
+    config: StdpRunConfig
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    seed: int
+    generator: Any  # torch.Generator on ``device``
+    recorder: RunRecorder
+    progress: str  # resolved run.progress: rich|plain|off
+    run_dir: Path
+
+
+def _hydra_select(key: str, default: Any = None) -> Any:
+    """A value of the running job's hydra config (``default`` outside a Hydra job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return default
+    return OmegaConf.select(cast(DictConfig, HydraConfig.get()), key, default=default)
+
+
+def _job_num() -> int | None:
+    num = _hydra_select("job.num")
+    return num if isinstance(num, int) else None
+
+
+def resolve_device(name: str, *, job_num: int | None = None) -> Any:
+    """``auto|cpu|cuda|cuda:N`` -> ``torch.device``; CUDA where there is none is a DeviceError.
+
+    ``auto`` falls back to the CPU (and logs it). Under a parallel launcher, ``cuda``/``auto``
+    without an index spread jobs over the visible GPUs by job number.
+    """
+    import torch
+
+    if name == "cpu":
+        return torch.device("cpu")
+    available = torch.cuda.is_available()
+    if name == "auto" and not available:
+        log.info("device auto: CUDA is not available, using the CPU")
+        return torch.device("cpu")
+    if not available:
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise DeviceError(f"device.name: {name!r} requested but CUDA is not available ({why}); "
+                          "use device=cpu or device=auto")  # fmt: skip
+    count = torch.cuda.device_count()
+    if ":" in name:
+        index = int(name.split(":", 1)[1])
+        if index >= count:
+            raise DeviceError(f"device.name: {name!r} but only {count} GPU(s) are visible")
+        return torch.device("cuda", index)
+    index = (job_num or 0) % count if parallel_launcher() else torch.cuda.current_device()
+    return torch.device("cuda", index)
+
+
+def setup_runtime(config: StdpRunConfig, run_dir: Path) -> Runtime:
+    """Device, dtype, seeds (torch, numpy, random), generator, recorder, progress mode."""
+    import numpy as np
+    import torch
+
+    logging.getLogger().setLevel(config.logger.level.value)
+    device = resolve_device(config.device.name, job_num=_job_num())
+    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype.value]
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    if config.device.threads is not None:
+        torch.set_num_threads(config.device.threads)
+    elif parallel_launcher():  # share the cores between the parallel jobs
+        n_jobs = _hydra_select("launcher.n_jobs")
+        if isinstance(n_jobs, int) and n_jobs > 0:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
+    recorder = RunRecorder(
+        run_dir, save_weights=config.logger.save_weights, plots=config.logger.plots
+    )
+    progress = resolve_mode(config.run.progress.value)
+    log.info(
+        "run folder %s | device %s | %s | seed %d", run_dir, device, config.dtype.value, config.seed
+    )
+    return Runtime(config, device, dtype, config.seed, generator, recorder, progress, run_dir)
+
+
+def _output_dir() -> Path:
+    out = _hydra_select("runtime.output_dir")
+    if out:
+        return Path(str(out))
+    raise ValueError("no run folder: pass run_dir (outside a Hydra job there is no output dir)")
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _task_overrides() -> list[str]:
+    return [str(x) for x in _hydra_select("overrides.task") or []]
+
+
+class RunCallbacks(Callbacks):
+    """Loop -> run folder: metrics rows, progress, checkpoints of weights and delays."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        network: Any,
+        task: Any,
+        progress: Progress,
+        *,
+        checkpoint_every: int,
+    ) -> None:
+        self.runtime, self.network, self.task, self.progress = runtime, network, task, progress
+        self.checkpoint_every = checkpoint_every
+        self.last: dict[str, float] = {}
+        self._steps = 0  # state.steps at the previous batch end (for steps/s)
+
+    def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self.last = metrics
+        self.runtime.recorder.log_metrics(
+            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
+        )
+
+    def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
+        if phase != "train":
+            return
+        self.progress.advance(metrics=self.last, steps=state.steps - self._steps)
+        self._steps = state.steps
+        if self.checkpoint_every > 0 and state.batch % self.checkpoint_every == 0:
+            save_checkpoint(self.runtime.run_dir, self.network, self.task, state)
+            weights, delays = parameters(self.network)
+            tag = f"epoch{state.epoch:03d}_batch{state.batch:06d}"
+            self.runtime.recorder.save_parameters(weights, delays, tag=tag)
+
+    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self.runtime.recorder.log_metrics(
+            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
+        )
+        log.info(
+            "epoch %d: %s", state.epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        )
+        if state.epoch + 1 < self.progress.epochs:
+            self.progress.start_epoch(state.epoch + 1)
+
+
+def parameters(network: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Weights and (learned) delays of every connection, by connection name."""
+    weights = {name: conn.weight for name, conn in network.connections.items()}
+    delays = {
+        name: conn.delay
+        for name, conn in network.connections.items()
+        if getattr(conn, "delay", None) is not None
+    }
+    return weights, delays
+
+
+def image_inputs(config: StdpRunConfig) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
+    """``(H, W)`` of square image inputs and the connections that read them (for plots)."""
+    if config.stimulus.dataset is None:
+        return None, ()
+    inputs = [n for n, p in config.network.populations.items() if p.kind == "input"]
+    if len(inputs) != 1:
+        return None, ()
+    side = math.isqrt(config.network.populations[inputs[0]].size)
+    if side * side != config.network.populations[inputs[0]].size:
+        return None, ()
+    conns = tuple(n for n, c in config.network.connections.items() if c.pre == inputs[0])
+    return (side, side), conns
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag that the loop reads after each batch (a second one kills)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        signal.signal(signum, self._saved.get(signum, signal.SIG_DFL))  # a second one stops now
+        log.warning(
+            "%s received: stopping after this batch (again to stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+
+def execute(
+    cfg: DictConfig,
+    run_dir: Path,
+    logger: logging.Logger,
+    runtime: Runtime | None = None,
+    *,
+    resume_from: Path | None = None,
+) -> dict[str, float]:
+    """Build the experiment, run the loop, save the final weights; return the final metrics.
+
+    With ``resume_from`` the state is restored from that checkpoint first. SIGINT/SIGTERM stop
+    the loop after the current batch and save a checkpoint to resume from.
+    """
+    from runner.build import build_experiment
+    from runner.loop import run_loop
+
+    if runtime is None:
+        runtime = setup_runtime(validate_config(cfg), run_dir)
+    config = runtime.config
+    experiment = build_experiment(cfg, device=runtime.device, dtype=runtime.dtype)
+    n_batches = getattr(experiment.task, "n_batches", None)
+    batches = n_batches("train") if callable(n_batches) else 0
+    progress = Progress(
+        runtime.progress,
+        epochs=config.run.epochs,
+        batches=batches,
+        steps_per_batch=config.run.steps_per_sample,
+        metric_keys=config.logger.metrics,
+    )
+    callbacks = RunCallbacks(
+        runtime,
+        experiment.network,
+        experiment.task,
+        progress,
+        checkpoint_every=config.run.checkpoint_every,
+    )
+    start: LoopState | None = None
+    if resume_from is not None:
+        start = load_checkpoint(
+            resume_from, experiment.network, experiment.task, device=runtime.device
+        )
+        log.info("resuming from %s (epoch %d, batch %d)", resume_from, start.epoch + 1, start.batch)
+    with progress, StopRequest() as stop:
+        progress.start_epoch(start.epoch if start else 0)
+        state = run_loop(
+            experiment.network,
+            experiment.task,
+            experiment.plan,
+            callbacks=callbacks,
+            state=start,
+            should_stop=stop.requested,
+        )
+    if stop.signum is not None:
+        path = save_checkpoint(run_dir, experiment.network, experiment.task, state)
+        name = signal.Signals(stop.signum).name
+        raise UserAbort(
+            f"interrupted by {name} at epoch {state.epoch + 1}, batch {state.batch}; "
+            f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
+            code=128 + stop.signum,
+        )
+    weights, delays = parameters(experiment.network)
+    image_shape, input_conns = image_inputs(config)
+    runtime.recorder.save_parameters(
+        weights, delays, image_shape=image_shape, input_connections=input_conns
+    )
+    logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
+    return {k: float(v) for k, v in state.metrics.items()}
+
+
+def run_experiment(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
+    """Validate ``cfg``, set up the run and execute it; write ``summary.json`` last."""
+    config = validate_config(cfg)
+    out = Path(run_dir) if run_dir is not None else _output_dir()
+    runtime = setup_runtime(config, out)
+    t0 = time.perf_counter()
+    metrics = execute(cfg, out, log, runtime)
+    wall = time.perf_counter() - t0
+    runtime.recorder.finish(
+        metrics,
+        name=config.name,
+        seed=config.seed,
+        device=str(runtime.device),
+        dtype=config.dtype.value,
+        wall_s=round(wall, 3),
+        overrides=_task_overrides(),
+    )
+    log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return metrics
+
+
+def task(cfg: DictConfig) -> dict[str, float]:
+    """:func:`run_experiment` in the Hydra output dir, logging and marking failures."""
+    run_dir = _output_dir()
+    try:
+        return run_experiment(cfg, run_dir)
+    except UserAbort as exc:  # interrupted: the checkpoint is saved, the message says how on
+        log.warning("%s", exc.message)
+        write_failed(run_dir, exc.message)
+        raise
+    except (NonFiniteError, CheckpointError) as exc:  # the run's own failure, one line
+        log.error("run failed: %s", exc)
+        write_failed(run_dir, str(exc))
+        if _multirun():
+            raise
+        raise UserAbort(str(exc), code=1) from exc
+    except BaseException as exc:
+        user = is_user_error(exc) or isinstance(exc, KeyboardInterrupt)
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted"
+        else:
+            message = describe_error(exc) if user else f"{type(exc).__name__}: {exc}"
+        log.error("run failed: %s", message, exc_info=not user)
+        write_failed(run_dir, message)
+        if user and not isinstance(exc, KeyboardInterrupt) and not _multirun():
+            raise UserAbort(message) from exc
+        raise
+
+
+@hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")
+def hydra_entry(cfg: DictConfig) -> dict[str, float]:
+    """The ``@hydra.main`` task (``stdp-run [overrides]`` routes here)."""
+    return task(cfg)
+
+
+def resume(run_dir: str | Path) -> dict[str, float]:
+    """Continue an interrupted run in its own folder from its latest checkpoint.
+
+    The composed config of the run (``.hydra/config.yaml``) is used as it was; metrics rows that
+    the interrupted process wrote after the checkpoint are dropped, so the file reads as one run.
+    """
+    run_dir = Path(run_dir)
+    config_file = run_dir / ".hydra" / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no .hydra/config.yaml)")
+    if (run_dir / SUMMARY).is_file():
+        raise ConfigError(f"{run_dir}: the run already completed ({SUMMARY} exists)")
+    try:
+        checkpoint = latest_checkpoint(run_dir)
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg = OmegaConf.merge(OmegaConf.structured(StdpRunConfig), OmegaConf.load(config_file))
+    assert isinstance(cfg, DictConfig)
+    _attach_file_log(run_dir)
+    (run_dir / FAILED).unlink(missing_ok=True)
+    try:
+        return _resume_run(cfg, run_dir, checkpoint)
+    except UserAbort as exc:
+        write_failed(run_dir, exc.message)
+        raise
+    except (NonFiniteError, CheckpointError) as exc:
+        write_failed(run_dir, str(exc))
+        raise UserAbort(str(exc), code=1) from exc
+
+
+def _resume_run(cfg: DictConfig, run_dir: Path, checkpoint: Path) -> dict[str, float]:
+    config = validate_config(cfg)
+    runtime = setup_runtime(config, run_dir)
+    step = int(torch_load_position(checkpoint))
+    runtime.recorder.metrics.drop_after(step)
+    t0 = time.perf_counter()
+    metrics = execute(cfg, run_dir, log, runtime, resume_from=checkpoint)
+    wall = time.perf_counter() - t0
+    runtime.recorder.finish(
+        metrics,
+        name=config.name,
+        seed=config.seed,
+        device=str(runtime.device),
+        dtype=config.dtype.value,
+        wall_s=round(wall, 3),
+        resumed_from=checkpoint.name,
+    )
+    log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return metrics
+
+
+def torch_load_position(checkpoint: Path) -> int:
+    """The global step count stored in a checkpoint (to trim the metrics after it)."""
+    import torch
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return int(payload["loop"]["steps"])
+
+
+def _attach_file_log(run_dir: Path) -> None:
+    """Outside Hydra: log to the console and append to the run's log file."""
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        handler = logging.FileHandler(run_dir / "stdp_run.log")
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        )
+        root.addHandler(handler)
+    if not any(
+        type(h) is logging.StreamHandler or h.__class__.__name__ == "RichHandler"
+        for h in root.handlers
+    ):
+        from rich.logging import RichHandler
+
+        root.addHandler(RichHandler(show_path=False))
+    root.setLevel(logging.INFO)

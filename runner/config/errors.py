@@ -1,0 +1,157 @@
+"""User errors and their one-line descriptions.
+
+:class:`ConfigError` is what :func:`runner.config.validate.validate_config` raises; it subclasses
+Hydra's ``CompactHydraException`` so that even without the CLI's handler Hydra prints it without a
+traceback. :func:`describe_error` turns Hydra's and OmegaConf's composition errors (several lines,
+often split between an exception and its ``__cause__``) into one line that names the key, the bad
+value and the valid choices, with a "did you mean" where one is close.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.registry import RegistryError, choices_text, did_you_mean
+
+
+class ConfigError(CompactHydraException):
+    """One or more problems in a composed config; each line names the key and what is allowed."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class DeviceError(CompactHydraException):
+    """A device that is not available here (e.g. ``device=cuda`` without CUDA)."""
+
+
+class UserAbort(SystemExit):
+    """A user error in a single run, raised past Hydra's job runner (exit code 2).
+
+    Hydra's ``run_job`` turns any ``Exception`` of the task into a second "Error executing job"
+    line on stderr; a ``SystemExit`` passes through, so the CLI can print the one ``error:`` line.
+    """
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(code)
+        self.message = message
+
+
+#: Exceptions that are the user's to fix: the CLI prints them as ``error: ...`` and exits 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DeviceError,
+    RegistryError,
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+    OmegaConfBaseException,
+)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for config, override and registry errors (not for bugs or runtime failures).
+
+    Hydra rejects some malformed overrides with a plain ``ValueError`` (e.g. ``device=1``, a
+    number for a config group); those count too when Hydra's own code raised them.
+    """
+    return isinstance(exc, USER_ERRORS) or (isinstance(exc, ValueError) and _raised_by_hydra(exc))
+
+
+def _raised_by_hydra(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith(("hydra.", "omegaconf."))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0].strip() if text.strip() else ""
+
+
+def _missing_config(exc: MissingConfigException) -> str:
+    missing = exc.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    options = list(exc.options or [])
+    if not group or not options:
+        return _first_line(str(exc))
+    msg = f"{group}: unknown option {option!r}{did_you_mean(option, options)} valid: "
+    msg += choices_text(options)
+    if group == "device" and option.startswith("cuda:"):
+        msg += f" (for one GPU use device=cuda device.name={option})"
+    return msg
+
+
+_NOT_IN = re.compile(r"Key '([^']*)' (?:not in '[^']*'|is not in struct)")
+_MERGING = re.compile(r"Error merging override \+{0,2}([^=~]+)=")
+_ENUM = re.compile(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]")
+
+
+def _omegaconf(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
+    text = _first_line(getattr(exc, "msg", None) or str(exc))
+    m = _NOT_IN.match(text)
+    if m:
+        name = m.group(1)
+        obj = getattr(exc, "object_type", None)
+        if obj is not None and dataclasses.is_dataclass(obj):
+            valid = [f.name for f in dataclasses.fields(obj)]
+            return f"{key}: unknown key {name!r}{did_you_mean(name, valid)} valid: " + (
+                choices_text(valid)
+            )
+        parent = getattr(exc, "parent_node", None)
+        known = [str(k) for k in parent] if parent is not None else []
+        hint = did_you_mean(name, known)
+        return f"{key}: unknown key {name!r}{hint} (to add a new entry write +{key}=VALUE)"
+    m = _ENUM.match(text)
+    if m:
+        value, valid = m.group(1), [v.strip() for v in m.group(2).split(",")]
+        return f"{key}: invalid value {value!r}{did_you_mean(value, valid)} valid: " + (
+            choices_text(valid)
+        )
+    return f"{key}: {text}" if key else text
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line (or one line per problem for :class:`ConfigError`) describing a user error."""
+    if isinstance(exc, ConfigError):
+        return "\n".join(exc.problems)
+    if isinstance(exc, MissingConfigException):
+        return _missing_config(exc)
+    cause = exc.__cause__
+    text = _first_line(str(exc))
+    if isinstance(exc, HydraException) and isinstance(cause, OmegaConfBaseException):
+        m = _MERGING.match(text)
+        if m and _first_line(str(cause)).startswith(
+            "Invalid type assigned: dict is not a subclass"
+        ):
+            return (
+                f"{m.group(1)}: a new entry of this kind cannot be added on the command line "
+                "(an OmegaConf limitation); add it in a YAML config such as an experiment"
+            )
+        return _omegaconf(cause)
+    if isinstance(exc, OmegaConfBaseException):
+        return _omegaconf(exc)
+    if isinstance(exc, ConfigCompositionException) and text.startswith("Ambiguous value"):
+        return text + " (to sweep over it, add -m; to pass a list, write key=[a,b])"
+    if cause is not None and _first_line(str(cause)):
+        return f"{text}: {_first_line(str(cause))}"
+    if isinstance(exc, ValueError) and text.startswith("Config group override must be"):
+        return (
+            f"override: a config group takes the name of one of its options, not a value "
+            f"({text.split('. ', 1)[-1]}); see stdp-run list GROUP"
+        )
+    return text

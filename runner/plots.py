@@ -1,0 +1,164 @@
+"""PNG plots of a run: weight/delay histograms, receptive fields, learning curves.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state,
+no display needed) and written atomically through :func:`runner.record.atomic_write`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from runner.record import atomic_write
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    if hasattr(t, "detach"):
+        t = t.detach().to("cpu").float().numpy()
+    return np.asarray(t, dtype=np.float64)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
+
+
+def plot_histogram(
+    values: Any, path: str | Path, *, title: str, xlabel: str, bins: int = 50
+) -> Path:
+    """A histogram of all entries of ``values`` (NaN dropped)."""
+    data = _to_numpy(values).ravel()
+    data = data[np.isfinite(data)]
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    ax.hist(data, bins=bins, color="tab:blue")
+    stats = f"n={data.size}" + (
+        f", mean={data.mean():.4g}, std={data.std():.4g}" if data.size else ""
+    )
+    ax.set(title=f"{title}\n{stats}", xlabel=xlabel, ylabel="count")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_receptive_fields(
+    weight: Any,
+    path: str | Path,
+    *,
+    image_shape: tuple[int, int],
+    max_fields: int = 100,
+    title: str = "",
+) -> Path:
+    """Each postsynaptic neuron's incoming weights ``weight[o]`` drawn as an ``image_shape`` image.
+
+    Args:
+        weight: ``[O, I]`` with ``I == H * W``.
+        image_shape: ``(H, W)``.
+        max_fields: at most this many neurons (the first ones) are drawn.
+    """
+    w = _to_numpy(weight)
+    h, wd = image_shape
+    if w.ndim != 2 or w.shape[1] != h * wd:
+        raise ValueError(f"weight must be [O, {h * wd}] for images {h}x{wd}, got {list(w.shape)}")
+    n = min(w.shape[0], max_fields)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(1.2 * cols + 1, 1.2 * rows + 0.6))
+    vmin, vmax = float(np.nanmin(w[:n])), float(np.nanmax(w[:n]))
+    image = None
+    for i in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_axis_off()
+        if i < n:
+            image = ax.imshow(w[i].reshape(h, wd), cmap="hot_r", vmin=vmin, vmax=vmax)
+    if image is not None:
+        fig.colorbar(image, ax=fig.axes, shrink=0.8)
+    fig.suptitle(title or f"receptive fields ({n} of {w.shape[0]} neurons)")
+    return _save(fig, Path(path))
+
+
+def read_metrics(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Columns of a metrics CSV as float arrays (empty or non-numeric cells become NaN)."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns = list(rows[0].keys()) if rows else []
+
+    def num(x: str | None) -> float:
+        try:
+            return float(x) if x not in (None, "") else math.nan
+        except ValueError:
+            return math.nan
+
+    return columns, {c: np.array([num(r.get(c)) for r in rows]) for c in columns}
+
+
+def plot_learning_curves(
+    metrics_csv: str | Path,
+    path: str | Path,
+    *,
+    keys: Sequence[str] | None = None,
+    max_panels: int = 12,
+) -> Path | None:
+    """One panel per numeric metric against ``step`` (or the row number); None if no data."""
+    columns, data = read_metrics(metrics_csv)
+    x_key = next((k for k in ("step", "global_step", "batch") if k in data), None)
+    skip = {x_key, "epoch", "batch", "step", "global_step"}
+    wanted = [k for k in (keys or columns) if k in data and k not in skip]
+    wanted = [k for k in wanted if np.isfinite(data[k]).any()][:max_panels]
+    if not wanted:
+        return None
+    x = data[x_key] if x_key else np.arange(len(data[wanted[0]]), dtype=np.float64)
+    cols = min(3, len(wanted))
+    rows = math.ceil(len(wanted) / cols)
+    fig = Figure(figsize=(4 * cols, 2.8 * rows))
+    for i, key in enumerate(wanted):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ok = np.isfinite(data[key])
+        ax.plot(x[ok], data[key][ok], marker="." if ok.sum() < 50 else None)
+        ax.set(title=key, xlabel=x_key or "row")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_parameters(
+    plot_dir: str | Path,
+    weights: Mapping[str, Any],
+    delays: Mapping[str, Any] | None = None,
+    *,
+    image_shape: tuple[int, int] | None = None,
+    input_connections: Sequence[str] = (),
+) -> list[Path]:
+    """Histograms of every connection's weights and delays; receptive fields of image inputs."""
+    plot_dir = Path(plot_dir)
+    written = [
+        plot_histogram(
+            w, plot_dir / f"weights_{name}.png", title=f"weights {name}", xlabel="weight"
+        )
+        for name, w in weights.items()
+    ]
+    written += [
+        plot_histogram(
+            d, plot_dir / f"delays_{name}.png", title=f"delays {name}", xlabel="delay (ms)"
+        )
+        for name, d in (delays or {}).items()
+    ]
+    if image_shape is not None:
+        for name in input_connections:
+            if name in weights:
+                written.append(
+                    plot_receptive_fields(
+                        weights[name],
+                        plot_dir / f"receptive_fields_{name}.png",
+                        image_shape=image_shape,
+                    )
+                )
+    return written

@@ -1,0 +1,181 @@
+"""Progress display: a rich bar on a terminal, plain log lines elsewhere.
+
+``run.progress`` chooses: ``rich`` (a live bar), ``plain`` (a log line about every tenth of an
+epoch), ``off``, or ``auto``: a rich bar only in a single run (or a basic-launcher multirun) on an
+interactive terminal. Under parallel launchers (joblib, submitit) several processes would share
+one terminal, and rich's live display is single-process, so ``auto`` logs plain lines there.
+rich honours ``TTY_INTERACTIVE=0/1`` to force the terminal detection.
+
+The loop calls::
+
+    with make_progress(mode, epochs=E, batches=B, steps_per_batch=S) as progress:
+        for epoch in ...:
+            progress.start_epoch(epoch)
+            for batch in ...:
+                ...
+                progress.advance(metrics={"rate_exc": 3.1})   # numbers already on the host
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger("runner.progress")
+
+
+def parallel_launcher() -> bool:
+    """True inside a multirun job launched by anything but Hydra's basic (sequential) launcher."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return False
+        hc = HydraConfig.get()
+        target = str(hc.launcher.get("_target_", ""))
+        return hc.mode == RunMode.MULTIRUN and not target.endswith("BasicLauncher")
+    except Exception:  # outside Hydra, or an unusual hydra config: assume a single run
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """``auto`` -> ``rich`` or ``plain`` (rules in the module docstring); others unchanged."""
+    if mode != "auto":
+        return mode
+    from rich import get_console
+
+    interactive = get_console().is_interactive
+    return "rich" if interactive and not parallel_launcher() else "plain"
+
+
+def _fmt_metrics(metrics: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``k=v`` for ``keys`` (default: the spike rates and accuracies, at most four)."""
+    if keys:
+        chosen = [k for k in keys if k in metrics]
+    else:
+        chosen = [k for k in metrics if k.startswith("rate.") or "accuracy" in k][:4]
+    parts = []
+    for k in chosen:
+        v = metrics[k]
+        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    return " ".join(parts)
+
+
+class Progress:
+    """Epoch/batch progress with steps per second and a few metrics (see module docstring).
+
+    Args:
+        mode: ``auto``, ``rich``, ``plain`` or ``off``.
+        epochs: number of epochs.
+        batches: batches per epoch.
+        steps_per_batch: simulation steps per batch (for steps/s).
+        metric_keys: metrics to show (default: the first four given).
+        plain_every: log a plain line every this many batches (default: ~10 per epoch).
+    """
+
+    def __init__(
+        self,
+        mode: str = "auto",
+        *,
+        epochs: int,
+        batches: int,
+        steps_per_batch: int,
+        metric_keys: Sequence[str] = (),
+        plain_every: int | None = None,
+    ) -> None:
+        self.mode = resolve_mode(mode)
+        self.epochs, self.batches, self.steps_per_batch = epochs, batches, steps_per_batch
+        self.metric_keys = tuple(metric_keys)
+        self.plain_every = plain_every or max(1, batches // 10)
+        self.epoch = 0
+        self.batch = 0
+        self.steps = 0
+        self.metrics: dict[str, Any] = {}
+        self._t0 = time.perf_counter()
+        self._bar: Any = None
+        self._epoch_task: Any = None
+        self._batch_task: Any = None
+
+    def __enter__(self) -> Progress:
+        self._t0 = time.perf_counter()
+        if self.mode == "rich":
+            from rich import get_console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=get_console(),  # shared with RichHandler: log lines print above
+                transient=False,
+            )
+            self._bar.start()
+            self._epoch_task = self._bar.add_task("epochs", total=self.epochs, info="")
+            self._batch_task = self._bar.add_task("batches", total=self.batches, info="")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def steps_per_second(self) -> float:
+        elapsed = time.perf_counter() - self._t0
+        return self.steps / elapsed if elapsed > 0 else 0.0
+
+    def start_epoch(self, epoch: int) -> None:
+        """Begin epoch ``epoch`` (0-based)."""
+        self.epoch, self.batch = epoch, 0
+        if self._bar is not None:
+            self._bar.update(self._epoch_task, completed=epoch)
+            self._bar.reset(self._batch_task, total=self.batches, info="")
+
+    def advance(
+        self, *, metrics: Mapping[str, Any] | None = None, steps: int | None = None
+    ) -> None:
+        """One batch done (``steps`` simulation steps, default ``steps_per_batch``)."""
+        self.batch += 1
+        self.steps += self.steps_per_batch if steps is None else steps
+        if metrics:
+            self.metrics.update(metrics)
+        info = (
+            f"{self.steps_per_second:,.0f} steps/s {_fmt_metrics(self.metrics, self.metric_keys)}"
+        )
+        if self._bar is not None:
+            self._bar.update(self._batch_task, completed=self.batch, info=info.strip())
+            if self.batch == self.batches:
+                self._bar.update(self._epoch_task, completed=self.epoch + 1)
+        elif self.mode == "plain" and (
+            self.batch % self.plain_every == 0 or self.batch == self.batches
+        ):
+            pct = 100.0 * self.batch / max(self.batches, 1)
+            log.info(
+                "epoch %d/%d batch %d/%d (%.0f%%) %s",
+                self.epoch + 1,
+                self.epochs,
+                self.batch,
+                self.batches,
+                pct,
+                info.strip(),
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def make_progress(mode: str, **kwargs: Any) -> Progress:
+    """A :class:`Progress` (use it as a context manager)."""
+    return Progress(mode, **kwargs)
