@@ -9,6 +9,7 @@ holding the one-line error, then re-raised so that Hydra and the CLI report it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -336,6 +337,16 @@ def task(cfg: DictConfig) -> dict[str, float]:
         log.warning("%s", exc.message)
         write_failed(run_dir, exc.message)
         raise
+    except OSError as exc:  # cannot write the run folder (permissions, full disk)
+        message = (f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} (check the "
+                   "folder, its permissions and the free space; hydra.run.dir=... picks another "
+                   "run folder)")
+        log.error("run failed: %s", message)
+        with contextlib.suppress(OSError):
+            write_failed(run_dir, message)
+        if _multirun():
+            raise
+        raise UserAbort(message, code=1) from exc
     except (NonFiniteError, CheckpointError) as exc:  # the run's own failure, one line
         log.error("run failed: %s", exc)
         write_failed(run_dir, str(exc))
