@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from runner import registry
+from runner.config.cells import cell_settings
+from runner.config.schema import TrainerConf
 from runner.core.dense import DenseConnection
 from runner.core.hooks import normalize_l1_
 from runner.core.network import Network
@@ -93,7 +95,9 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
             module = cls(n_out, dt=dt, batch_size=batch, weight=weight,
                          scale=float(conn["scale"]), device=device, dtype=dtype)
         network.add_connection(name, module, pre=conn["pre"], post=conn["post"])
-    for name, trainer_cfg in plain(cfg.trainer).items():
+    for name in cfg.trainer:
+        trainer_cfg = OmegaConf.to_object(cfg.trainer[name])
+        assert isinstance(trainer_cfg, TrainerConf)
         trainer, cells = build_trainer(trainer_cfg)
         network.add_trainer(name, trainer.to(device), cells)
     for name, conn in net_cfg["connections"].items():
@@ -123,36 +127,35 @@ def _normalizer(weight: Tensor, target: float) -> Callable[[], None]:
     return hook
 
 
-def build_trainer(spec: dict[str, Any]) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """A trainer with its defaults, and the per-cell overrides in engine terms."""
-    kind = spec["kind"]
-    extra = ({"delayed": bool(spec.get("delayed", False)),
-              "interp_tolerance": float(spec.get("interp_tolerance", 0.0))}
-             if kind == "KernelSTDP" else {})
-    trainer = registry.TRAINERS.get(kind)(
-        kernel_post=registry.KERNELS.get(spec["kernel_post"]["name"]),
-        kernel_pre=registry.KERNELS.get(spec["kernel_pre"]["name"]),
-        kernel_post_kwargs=dict(spec["kernel_post"].get("kwargs") or {}),
-        kernel_pre_kwargs=dict(spec["kernel_pre"].get("kwargs") or {}),
-        batch_reduction=registry.REDUCTIONS.get(spec.get("batch_reduction") or "mean"),
-        **extra,
+def build_trainer(spec: TrainerConf) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A trainer with its defaults, and each cell's resolved settings as engine overrides.
+
+    The per-cell merge is :func:`runner.config.cells.cell_settings`, the same one the
+    validation checked.
+    """
+    cls = registry.TRAINERS.get(spec.kind)
+    takes_delay_view = "delayed" in getattr(cls, "extra_defaults", {})
+    trainer = cls(
+        kernel_post=registry.KERNELS.get(spec.kernel_post.name),
+        kernel_pre=registry.KERNELS.get(spec.kernel_pre.name),
+        kernel_post_kwargs=dict(spec.kernel_post.kwargs),
+        kernel_pre_kwargs=dict(spec.kernel_pre.kwargs),
+        batch_reduction=registry.REDUCTIONS.get(spec.batch_reduction),
+        **({"delayed": spec.delayed, "interp_tolerance": spec.interp_tolerance}
+           if takes_delay_view else {}),
     )
     cells: dict[str, dict[str, Any]] = {}
-    for conn_name, over in (spec.get("cells") or {}).items():
-        engine: dict[str, Any] = {}
-        for side in ("kernel_post", "kernel_pre"):
-            kover = (over or {}).get(side)
-            if not kover:
-                continue
-            if kover.get("name"):
-                engine[side] = registry.KERNELS.get(kover["name"])
-                engine[f"{side}_kwargs"] = dict(kover.get("kwargs") or {})
-            elif kover.get("kwargs"):
-                engine[f"{side}_kwargs"] = {**(spec[side].get("kwargs") or {}), **kover["kwargs"]}
-        for key in ("batch_reduction", "delayed", "interp_tolerance"):
-            value = (over or {}).get(key)
-            if value is not None:
-                engine[key] = registry.REDUCTIONS.get(value) if key == "batch_reduction" else value
+    for conn_name in spec.cells:
+        cell = cell_settings(spec, conn_name)
+        engine: dict[str, Any] = {
+            "kernel_post": registry.KERNELS.get(cell.kernel_post),
+            "kernel_post_kwargs": cell.kernel_post_kwargs,
+            "kernel_pre": registry.KERNELS.get(cell.kernel_pre),
+            "kernel_pre_kwargs": cell.kernel_pre_kwargs,
+            "batch_reduction": registry.REDUCTIONS.get(cell.batch_reduction),
+        }
+        if takes_delay_view:
+            engine.update(delayed=cell.delayed, interp_tolerance=cell.interp_tolerance)
         cells[conn_name] = engine
     return trainer, cells
 

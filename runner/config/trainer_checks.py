@@ -25,13 +25,7 @@ def _trainer_info(kind: str) -> tuple[set[str], bool]:
     accepted = set(getattr(cls, "extra_defaults", {}))
     with contextlib.suppress(TypeError, ValueError):
         accepted |= set(inspect.signature(cls).parameters)
-    needs = getattr(cls, "needs_delays", None)
-    if needs is None:  # engine without the flag: delay-adjusted rules and delay learners
-        mro = [c.__name__ for c in getattr(cls, "__mro__", ())]
-        needs = getattr(cls, "target", "weight") == "delay" or any(
-            "DelayAdjusted" in n for n in mro
-        )
-    return accepted, bool(needs)
+    return accepted, bool(getattr(cls, "needs_delays", False))
 
 
 def _check_trainer(cfg: StdpRunConfig, name: str, t: TrainerConf, out: list[str]) -> None:

@@ -248,6 +248,8 @@ class KernelTrainer(nn.Module):
 
     target: ClassVar[str] = "weight"
     extra_defaults: ClassVar[dict[str, Any]] = {}
+    #: True for rules that read the learned delay ``d`` (the connection needs ``max_delay``).
+    needs_delays: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -395,6 +397,8 @@ class KernelSTDP(KernelTrainer):
 
 class _DelayAdjusted(KernelTrainer):
     """Δ = a_pre_raw - a_post - d: the latest raw pre spike shifted by the current delay."""
+
+    needs_delays = True
 
     def _prepare(self, cell: Cell) -> None:
         if cell.connection.delay is None:
