@@ -23,7 +23,13 @@ from typing import Any, cast
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from runner.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from runner.checkpoint import (
+    CheckpointError,
+    checkpoint_steps,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from runner.config import schema as _schema  # noqa: F401  (registers the schema)
 from runner.config.errors import ConfigError, DeviceError, UserAbort, describe_error, is_user_error
 from runner.config.schema import StdpRunConfig
@@ -307,13 +313,20 @@ def execute(
     return {k: float(v) for k, v in state.metrics.items()}
 
 
-def run_experiment(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
-    """Validate ``cfg``, set up the run and execute it; write ``summary.json`` last."""
+def run_experiment(
+    cfg: DictConfig, run_dir: str | Path | None = None, *, resume_from: Path | None = None
+) -> dict[str, float]:
+    """Validate ``cfg``, set up the run and execute it (from a checkpoint when ``resume_from``);
+    write ``summary.json`` last."""
     config = validate_config(cfg)
     out = Path(run_dir) if run_dir is not None else _output_dir()
     runtime = setup_runtime(config, out)
+    info: dict[str, Any] = {"overrides": _task_overrides()}
+    if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
+        runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
+        info = {"resumed_from": resume_from.name}
     t0 = time.perf_counter()
-    metrics = execute(cfg, out, log, runtime)
+    metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
     wall = time.perf_counter() - t0
     runtime.recorder.finish(
         metrics,
@@ -322,7 +335,7 @@ def run_experiment(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[s
         device=str(runtime.device),
         dtype=config.dtype.value,
         wall_s=round(wall, 3),
-        overrides=_task_overrides(),
+        **info,
     )
     log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return metrics
@@ -338,9 +351,11 @@ def task(cfg: DictConfig) -> dict[str, float]:
         write_failed(run_dir, exc.message)
         raise
     except OSError as exc:  # cannot write the run folder (permissions, full disk)
-        message = (f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} (check the "
-                   "folder, its permissions and the free space; hydra.run.dir=... picks another "
-                   "run folder)")
+        message = (
+            f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} (check the "
+            "folder, its permissions and the free space; hydra.run.dir=... picks another "
+            "run folder)"
+        )
         log.error("run failed: %s", message)
         with contextlib.suppress(OSError):
             write_failed(run_dir, message)
@@ -393,42 +408,13 @@ def resume(run_dir: str | Path) -> dict[str, float]:
     _attach_file_log(run_dir)
     (run_dir / FAILED).unlink(missing_ok=True)
     try:
-        return _resume_run(cfg, run_dir, checkpoint)
+        return run_experiment(cfg, run_dir, resume_from=checkpoint)
     except UserAbort as exc:
         write_failed(run_dir, exc.message)
         raise
     except (NonFiniteError, CheckpointError) as exc:
         write_failed(run_dir, str(exc))
         raise UserAbort(str(exc), code=1) from exc
-
-
-def _resume_run(cfg: DictConfig, run_dir: Path, checkpoint: Path) -> dict[str, float]:
-    config = validate_config(cfg)
-    runtime = setup_runtime(config, run_dir)
-    step = int(torch_load_position(checkpoint))
-    runtime.recorder.metrics.drop_after(step)
-    t0 = time.perf_counter()
-    metrics = execute(cfg, run_dir, log, runtime, resume_from=checkpoint)
-    wall = time.perf_counter() - t0
-    runtime.recorder.finish(
-        metrics,
-        name=config.name,
-        seed=config.seed,
-        device=str(runtime.device),
-        dtype=config.dtype.value,
-        wall_s=round(wall, 3),
-        resumed_from=checkpoint.name,
-    )
-    log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return metrics
-
-
-def torch_load_position(checkpoint: Path) -> int:
-    """The global step count stored in a checkpoint (to trim the metrics after it)."""
-    import torch
-
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return int(payload["loop"]["steps"])
 
 
 def _attach_file_log(run_dir: Path) -> None:

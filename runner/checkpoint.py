@@ -114,3 +114,9 @@ def load_checkpoint(
     if payload["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng"]["cuda"]])
     return LoopState(**payload["loop"])
+
+
+def checkpoint_steps(path: Path) -> int:
+    """The global step count stored in a checkpoint (the loop position it resumes at)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return int(payload["loop"]["steps"])

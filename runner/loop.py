@@ -79,8 +79,12 @@ class CompiledStep:
     def __init__(self, network: Network, steps_per_call: int) -> None:
         self.network = network
         self.steps_per_call = steps_per_call
-        self._step = torch.compile(self._one, fullgraph=True, dynamic=False)
-        self._chunk = torch.compile(self._many, fullgraph=True, dynamic=False)
+        # Inductor recomputes a cheap value inside every loop that reads it unless it has more
+        # than ``realize_reads_threshold`` readers; the ages and spikes of a step are read by
+        # per-synapse loops, where recomputing them (mask loads) costs more than storing them.
+        options = {"realize_reads_threshold": 1}
+        self._step = torch.compile(self._one, fullgraph=True, dynamic=False, options=options)
+        self._chunk = torch.compile(self._many, fullgraph=True, dynamic=False, options=options)
 
     def _one(self, drive: dict[str, Tensor], apply: bool) -> None:
         self.network.step(drive)

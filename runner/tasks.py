@@ -489,15 +489,17 @@ def plot_arrivals(start: dict[str, np.ndarray], end: dict[str, np.ndarray], outp
     return _save_png(fig, path)
 
 
-def plot_window(delta_t: np.ndarray, window: np.ndarray, kernel: np.ndarray, path: Path) -> Path:
+def plot_window(delta_t: np.ndarray, window: np.ndarray, fine_t: np.ndarray,
+                fine_kernel: np.ndarray, path: Path) -> Path:
     """The measured learning window (weight change per contributing step) over the kernel."""
     fig = _figure(5, 3.5)
     ax = fig.add_subplot()
-    fine = np.linspace(float(delta_t.min()), float(delta_t.max()), 401)
-    ax.plot(delta_t, kernel, color="0.6", linewidth=3, label="kernel K(Δt)")
+    causal = fine_t >= 0
+    for part in (causal, ~causal):
+        ax.plot(fine_t[part], fine_kernel[part], color="0.6", linewidth=3,
+                label="kernel K(Δt)" if part is causal else None)
     ax.plot(delta_t, window, "o", color="tab:red", markersize=4, label="measured Δw / steps")
     ax.axhline(0.0, color="0.8", linewidth=0.8)
-    ax.set(xlabel="Δt = t_post - t_pre (ms)", ylabel="weight change per step",
-           xlim=(fine[0] - 2, fine[-1] + 2))
+    ax.set(xlabel="Δt = t_post - t_pre (ms)", ylabel="weight change per step")
     ax.legend(fontsize=8)
     return _save_png(fig, path)

@@ -135,11 +135,12 @@ class DenseConnection(nn.Module):
         return updater
 
     # ------------------------------------------------------------------------------------ step
-    def lag(self, tol: float = 0.0, upper: float | None = None) -> Lag:
+    def lag(self, tol: float = 0.0, upper: float | None = None,
+            dtype: torch.dtype = torch.long) -> Lag:
         """Whole-step lags of the current delays (valid within ``[0, upper]``, default max_delay)."""
         assert self.delay is not None and self.max_delay is not None
         return delay_lag(self.delay, dt=self.dt, tol=tol, max_steps=self.history_length - 1,
-                         upper=self.max_delay if upper is None else upper)
+                         upper=self.max_delay if upper is None else upper, dtype=dtype)
 
     def forward(self, spikes: Tensor) -> Tensor:
         """One step: push input spikes ``[B, I]`` (bool), return the current ``[B, O]``."""
@@ -149,7 +150,7 @@ class DenseConnection(nn.Module):
             self._observe_pre(x != 0)
             return (x @ self.weight.t()) * gain
         self.spikes.push(spikes)
-        lag = self.lag()
+        lag = self.lag(dtype=torch.int32 if isinstance(self.spikes, SpikeBits) else torch.long)
         arrived = self.spikes.gather(lag.steps) & lag.valid
         self._observe_pre(spikes)
         if self.arrival_ages is not None:

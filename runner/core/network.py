@@ -128,7 +128,7 @@ class Network(nn.Module):
                 current = torch.zeros(spike.shape, device=spike.device, dtype=self._float_dtype())
             cast(Any, pop)(current)
         for name, ages in self.ages.items():
-            ages.observe(self.spikes(name))
+            cast(SpikeAges, ages).observe(self.spikes(name))
         for trainer in self.trainers.values():
             cast(Any, trainer)()
 
