@@ -1,0 +1,106 @@
+"""The fast paths (fused exponentials, cached kernel values) agree with the plain path.
+
+The plain path evaluates the kernels exactly as the reference does (both kernels on every Δ,
+NaN handling, four separate reductions). Wrapping a kernel in a lambda hides its identity, so the
+engine cannot recognise it and takes the plain path.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from runner.core.ages import SpikeAges
+from runner.core.dense import DenseConnection
+from runner.core.kernels import exp_stdp_post, exp_stdp_pre
+from runner.core.trainers import (
+    DelayAdjustedKernelSTDP,
+    DelayAdjustedKernelSTDPD,
+    KernelSTDP,
+    KernelTrainer,
+)
+from runner.core.updater import Bound
+
+KW = {
+    "kernel_post_kwargs": {"learning_rate": 0.02, "time_constant": 12.0},
+    "kernel_pre_kwargs": {"learning_rate": -0.021, "time_constant": 9.0},
+}
+
+
+def _plain(**kw):  # type: ignore[no-untyped-def]
+    return {
+        **kw,
+        "kernel_post": lambda d, **k: exp_stdp_post(d, **k),
+        "kernel_pre": lambda d, **k: exp_stdp_pre(d, **k),
+    }
+
+
+def _run(
+    rule: str,
+    plain: bool,
+    *,
+    dtype: torch.dtype,
+    dt: float,
+    reduction: str,
+    max_delay: float | None,
+    steps: int,
+    seed: int = 0,
+) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    n_in, n_out, batch = 7, 5, 3
+    delay = None if max_delay is None else torch.rand(n_out, n_in, generator=gen) * max_delay
+    conn = DenseConnection(
+        n_in,
+        n_out,
+        dt=dt,
+        batch_size=batch,
+        dtype=dtype,
+        weight=torch.rand(n_out, n_in, generator=gen).to(dtype),
+        max_delay=max_delay,
+        delay=None if delay is None else delay.to(dtype),
+    )
+    post = SpikeAges((batch, n_out), dt=dt, dtype=dtype)
+    kw = {**KW, "batch_reduction": reduction}
+    kw = _plain(**kw) if plain else kw
+    trainers: list[KernelTrainer]
+    if rule == "kstdp":
+        trainers = [KernelSTDP(**kw)]
+    elif rule == "kstdp_delayed":
+        trainers = [KernelSTDP(**kw, delayed=True)]
+    else:
+        trainers = [DelayAdjustedKernelSTDP(**kw), DelayAdjustedKernelSTDPD(**kw)]
+    for trainer in trainers:
+        trainer.register_cell("c", conn, post)
+    conn.updater("weight").configure(upper=Bound("multiplicative", 1.0), clamp_min=0.0)
+    if "delay" in conn.updaters:
+        conn.updater("delay").configure(clamp_min=0.0, clamp_max=max_delay)
+    with torch.no_grad():
+        for t in range(steps):
+            conn(torch.rand(batch, n_in, generator=gen) < 0.15)
+            post.observe(torch.rand(batch, n_out, generator=gen) < 0.1)
+            for trainer in trainers:
+                trainer()
+            if t % 3 == 2:
+                conn.apply_updates()
+            if t == steps // 2:  # a sample boundary: state reset, parameters kept
+                conn.reset_state()
+                post.reset_state()
+    delays = conn.delay.detach().clone() if conn.delay is not None else torch.zeros(())
+    return conn.weight.detach().clone(), delays
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dt", [1.0, 0.7])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(
+    ("rule", "max_delay"), [("kstdp", None), ("kstdp", 4.0), ("kstdp_delayed", 4.0), ("dak", 4.0)]
+)
+def test_fast_path_matches_plain_path(
+    dtype: torch.dtype, dt: float, reduction: str, rule: str, max_delay: float | None
+) -> None:
+    args = {"dtype": dtype, "dt": dt, "reduction": reduction, "max_delay": max_delay, "steps": 400}
+    fast = _run(rule, False, **args)
+    plain = _run(rule, True, **args)
+    tol = 1e-9 if dtype == torch.float64 else 1e-5
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol)
