@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -82,7 +82,7 @@ class CompiledStep:
         # Inductor recomputes a cheap value inside every loop that reads it unless it has more
         # than ``realize_reads_threshold`` readers; the ages and spikes of a step are read by
         # per-synapse loops, where recomputing them (mask loads) costs more than storing them.
-        options = {"realize_reads_threshold": 1}
+        options: dict[str, Any] = {"realize_reads_threshold": 1}
         self._step = torch.compile(self._one, fullgraph=True, dynamic=False, options=options)
         self._chunk = torch.compile(self._many, fullgraph=True, dynamic=False, options=options)
 

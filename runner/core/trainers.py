@@ -144,31 +144,43 @@ class Cell(nn.Module):
         ``delta`` must come from sentinel ages (:func:`far_ages`): no NaN, and every pair with a
         missing spike lies so far from 0 that both kernels are exactly 0 there.
         """
-        return self._split(self._fused_exp_values(delta))
+        return self._split(self._fused_exp_values(delta), scratch=True)
 
-    def _split(self, k: Tensor) -> tuple[Tensor, Tensor]:
-        """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension)."""
+    def _split(self, k: Tensor, *, scratch: bool = False) -> tuple[Tensor, Tensor]:
+        """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension).
+
+        With ``scratch`` ``k`` is overwritten (one [B, O, I] buffer fewer in eager mode).
+        """
         if k.shape[0] == 1:  # the mean or sum of one sample is that sample (no division)
             return k[0].clamp_min(0), k[0].clamp_max(0).neg()
         reduce = self.batch_reduction
-        return reduce(k.clamp_min(0), 0), reduce(k.clamp_max(0), 0).neg()
+        pos = reduce(k.clamp_min(0), 0)
+        return pos, reduce(k.clamp_max_(0) if scratch else k.clamp_max(0), 0).neg()
 
     def _fused_exp_values(self, delta: Tensor) -> Tensor:
-        """Kpost + Kpre for the two exp kernels, ``[B, O, I]`` (one exp per element)."""
+        """Kpost + Kpre for the two exp kernels, ``[B, O, I]`` (one exp per element).
+
+        Computed in place on one new buffer (eager mode allocates and touches less memory).
+        """
         post = self.kernel_post_kwargs.as_dict()
         pre = self.kernel_pre_kwargs.as_dict()
         causal = delta >= 0
 
         def pick(a: Any, b: Any) -> Tensor:  # keep delta's dtype even for two Python numbers
-            return torch.where(causal, a if isinstance(a, Tensor) else delta.new_full((), a), b)
+            one = a if isinstance(a, Tensor) else delta.new_full((), a)
+            if not isinstance(a, Tensor) and not isinstance(b, Tensor) and a == b:
+                return one  # where(causal, x, x) == x
+            return torch.where(causal, one, b)
 
-        rate = pick(-post["time_constant"], -pre["time_constant"])
-        scale = pick(post["learning_rate"], pre["learning_rate"])
-        exponent = delta.abs() / rate
-        # exp is ~10x slower where its result underflows; such terms are below 1e-34 anyway
+        k = delta.abs().div_(pick(-post["time_constant"], -pre["time_constant"]))  # exponent
+        # exp is ~10x slower where its result underflows; such terms (exponent <= floor) are
+        # below 1e-34 and dropped: zeroed before scaling, as exp(floor) * scale is subnormal
         floor = UNDERFLOW_FLOOR.get(delta.dtype, -math.inf)
-        # zero the dropped terms before scaling: exp(floor) * scale would be subnormal (slow)
-        return torch.where(exponent < floor, 0.0, torch.exp(exponent.clamp_min(floor))) * scale
+        if math.isfinite(floor):
+            nn.functional.threshold(k.clamp_min_(floor).exp_(), math.exp(floor), 0.0, True)
+        else:
+            k.exp_()
+        return k.mul_(pick(post["learning_rate"], pre["learning_rate"]))
 
     # -------------------------------------------------------------- incremental kernel cache
     def enable_cache(self) -> None:
@@ -414,7 +426,7 @@ class _DelayAdjusted(KernelTrainer):
         a_post = cell.post_ages.age.unsqueeze(2)
         if far:
             a_pre, a_post = far_ages(a_pre, FAR_PRE_AGE), far_ages(a_post, FAR_POST_AGE)
-        return a_pre - a_post - conn.delay
+        return (a_pre - a_post).sub_(conn.delay)
 
 
 class DelayAdjustedKernelSTDP(_DelayAdjusted):
