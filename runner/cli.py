@@ -77,13 +77,16 @@ def user_errors() -> Iterator[None]:
         fail(exc.message, code=exc.code if isinstance(exc.code, int) else 2)
     except typer.Exit:
         raise
-    except OSError as exc:  # a folder that cannot be written, a full disk
-        where = f" {exc.filename}" if exc.filename else ""
-        fail(f"cannot write{where}: {exc.strerror or exc} (check the folder, its permissions "
-             "and the free space; hydra.run.dir=... picks another run folder)", code=1)
     except Exception as exc:
         if is_user_error(exc):
             fail(describe_error(exc))
+        if isinstance(exc, OSError):  # a folder that cannot be written, a full disk
+            where = f" {exc.filename}" if exc.filename else ""
+            fail(
+                f"cannot write{where}: {exc.strerror or exc} (check the folder, its "
+                "permissions and the free space; hydra.run.dir=... picks another run folder)",
+                code=1,
+            )
         raise
 
 

@@ -358,7 +358,7 @@ def main(case: Path, out: Path) -> None:
     result = replay_case(case)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, weight=result.weight, delay=result.delay, applied=result.applied)
+    np.savez(tmp, weight=result.weight, delay=result.delay, applied=result.applied)
     tmp.replace(out)
     print(f"replayed {case.name}: {result.weight.shape[0]} steps -> {out}")
     for key in result.max_abs_diff:

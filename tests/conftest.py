@@ -21,6 +21,39 @@ from typer.testing import CliRunner, Result
 TINY = ("debug=default",)
 
 
+def write_fake_mnist(folder: Path, n: int = 20) -> Path:
+    """A tiny MNIST folder in the IDX format (random images), for configs that need one."""
+    import struct
+
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes()
+        )
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, n) + labels.tobytes()
+        )
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point STDP_RUN_MNIST at a tiny IDX folder so the full-MNIST configs validate offline."""
+    folder = write_fake_mnist(tmp_path_factory.mktemp("mnist"))
+    saved = os.environ.get("STDP_RUN_MNIST")
+    os.environ["STDP_RUN_MNIST"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("STDP_RUN_MNIST", None)
+    else:
+        os.environ["STDP_RUN_MNIST"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _clean_hydra_state() -> Iterator[None]:
     """Clear GlobalHydra and restore cwd and the root log level around every test."""

@@ -224,7 +224,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "MNIST without its folder",
-        ["stimulus=mnist_idx", "network.populations.input.size=784"],
+        ["stimulus=mnist_idx", "stimulus.dataset.root=null", "network.populations.input.size=784"],
         ["stimulus.dataset.root: MNIST needs an existing folder with the IDX files, got None"],
     ),
     (

@@ -231,7 +231,7 @@ def _check_stimulus(cfg: StdpRunConfig, out: list[str]) -> None:
     if d.source == "mnist" and (d.root is None or not Path(d.root).expanduser().is_dir()):
         out.append(
             f"stimulus.dataset.root: MNIST needs an existing folder with the IDX files, "
-            f"got {d.root!r}"
+            f"got {d.root!r} (set stimulus.dataset.root=/path/to/mnist, or STDP_RUN_MNIST)"
         )
     inputs = [n for n, p in cfg.network.populations.items() if p.kind == "input"]
     if len(inputs) != 1:

@@ -63,10 +63,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def is_user_error(exc: BaseException) -> bool:
     """True for config, override and registry errors (not for bugs or runtime failures).
 
-    Hydra rejects some malformed overrides with a plain ``ValueError`` (e.g. ``device=1``, a
-    number for a config group); those count too when Hydra's own code raised them.
+    Hydra rejects some malformed overrides with a plain ``ValueError`` or ``TypeError`` (e.g.
+    ``device=1`` or ``experiment=[1,2]`` for a config group); those count too when Hydra's own
+    code raised them.
     """
-    return isinstance(exc, USER_ERRORS) or (isinstance(exc, ValueError) and _raised_by_hydra(exc))
+    return isinstance(exc, USER_ERRORS) or (
+        isinstance(exc, ValueError | TypeError) and _raised_by_hydra(exc)
+    )
 
 
 def _raised_by_hydra(exc: BaseException) -> bool:
