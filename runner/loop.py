@@ -91,8 +91,13 @@ class CompiledStep:
         if apply:
             self.network.apply_updates()
 
-    def _many(self, drive: dict[str, Tensor], apply: tuple[bool, ...],
-              counts: dict[str, Tensor], raster: dict[str, Tensor]) -> None:
+    def _many(
+        self,
+        drive: dict[str, Tensor],
+        apply: tuple[bool, ...],
+        counts: dict[str, Tensor],
+        raster: dict[str, Tensor],
+    ) -> None:
         for j, flag in enumerate(apply):
             self._one({name: d[j] for name, d in drive.items()}, flag)
             for p, count in counts.items():
@@ -111,8 +116,13 @@ class CompiledStep:
         self.network.refresh_caches()
         self._step(self._float(drive), apply)
 
-    def run_chunk(self, drive: dict[str, Tensor], apply: tuple[bool, ...],
-                  counts: dict[str, Tensor], raster: dict[str, Tensor]) -> None:
+    def run_chunk(
+        self,
+        drive: dict[str, Tensor],
+        apply: tuple[bool, ...],
+        counts: dict[str, Tensor],
+        raster: dict[str, Tensor],
+    ) -> None:
         """Run ``len(apply)`` steps; ``drive`` and ``raster`` hold ``[k, B, N]`` slices."""
         self.network.refresh_caches()
         self._chunk(self._float(drive), apply, counts, raster)
@@ -127,8 +137,9 @@ def trained_synapses(network: Network) -> int:
     return total
 
 
-def make_step(network: Network, *, compile: bool = False,
-              steps_per_call: int | None = None) -> StepFn:
+def make_step(
+    network: Network, *, compile: bool = False, steps_per_call: int | None = None
+) -> StepFn:
     """One network step plus (when ``apply``) the application of the accumulated updates.
 
     With ``compile`` the step is traced once into a single graph (``torch.compile``, inductor),
@@ -210,20 +221,27 @@ class FiniteGuard:
             if not name.endswith(".voltage"):
                 raise NonFiniteError(
                     f"{name} became non-finite (NaN or inf) by step {step}; likely cause: a "
-                    "learning rate that is too large or missing bounds/clamps on it")
+                    "learning rate that is too large or missing bounds/clamps on it"
+                )
             raise NonFiniteError(
-                f"{name} became non-finite (NaN or inf) by step {step}; {self._largest_weight()}")
+                f"{name} became non-finite (NaN or inf) by step {step}; {self._largest_weight()}"
+            )
 
     def _largest_weight(self) -> str:
         """Which weights drive the blow-up: the connection with the largest |w| (host side)."""
-        sizes = [(float(t.detach().abs().max()), name) for name, t in self.watched
-                 if name.endswith(".weight") and t.numel() > 0]
+        sizes = [
+            (float(t.detach().abs().max()), name)
+            for name, t in self.watched
+            if name.endswith(".weight") and t.numel() > 0
+        ]
         if not sizes:
             return "likely cause: input currents that are too large"
         size, name = max(sizes)
-        return (f"the largest weight is |{name}| = {size:.3g}; likely cause: a learning rate "
-                "that is too large or missing weight bounds, or a connection scale that is "
-                "too large")
+        return (
+            f"the largest weight is |{name}| = {size:.3g}; likely cause: a learning rate "
+            "that is too large or missing weight bounds, or a connection scale that is "
+            "too large"
+        )
 
     def _current(self) -> list[tuple[str, Tensor]]:
         # buffers can be reallocated (set_batch_size), so look voltages up again
@@ -243,7 +261,8 @@ class MetricProbe:
     def __init__(self, network: Network) -> None:
         self.network = network
         self.trained = {
-            name: conn for name, conn in network.connections.items()
+            name: conn
+            for name, conn in network.connections.items()
             if isinstance(conn, DenseConnection) and len(conn.updaters) > 0
         }
         self._last = self._snapshot()
@@ -267,9 +286,13 @@ class MetricProbe:
         now = self._snapshot()
         for key, tensor in now.items():
             t = tensor.float()
-            for stat, val in (("mean", t.mean()), ("std", t.std(unbiased=False)),
-                              ("min", t.min()), ("max", t.max()),
-                              ("update", (t - self._last[key].float()).abs().mean())):
+            for stat, val in (
+                ("mean", t.mean()),
+                ("std", t.std(unbiased=False)),
+                ("min", t.min()),
+                ("max", t.max()),
+                ("update", (t - self._last[key].float()).abs().mean()),
+            ):
                 names.append(f"{key}.{stat}")
                 values.append(val)
         self._last = now
@@ -278,18 +301,35 @@ class MetricProbe:
         return dict(zip(names, torch.stack(values).tolist(), strict=True))
 
 
-def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state: LoopState,
-              *, train: bool, probe: MetricProbe | None, callbacks: Callbacks,
-              step: StepFn | None = None, guard: FiniteGuard | None = None) -> Record:
+def run_batch(
+    network: Network,
+    task: Task,
+    batch: Batch,
+    plan: LoopPlan,
+    state: LoopState,
+    *,
+    train: bool,
+    probe: MetricProbe | None,
+    callbacks: Callbacks,
+    step: StepFn | None = None,
+    guard: FiniteGuard | None = None,
+) -> Record:
     """Run one batch through the network from rest; returns its spike record."""
     steps, size = batch.spikes.shape[0], batch.spikes.shape[1]
     if size != network.batch_size:
         network.set_batch_size(size)
     network.reset_state()
     counts = {p: torch.zeros_like(network.spikes(p), dtype=torch.int32) for p in task.watch}
-    raster = ({p: torch.zeros((steps, *network.spikes(p).shape), dtype=torch.bool,
-                              device=batch.spikes.device) for p in task.watch}
-              if task.record_raster else {})
+    raster = (
+        {
+            p: torch.zeros(
+                (steps, *network.spikes(p).shape), dtype=torch.bool, device=batch.spikes.device
+            )
+            for p in task.watch
+        }
+        if task.record_raster
+        else {}
+    )
     window = {p: torch.zeros_like(c) for p, c in counts.items()}
     since_log = 0
     step = step or make_step(network)
@@ -308,10 +348,11 @@ def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state:
             apply.append(train and state.train_steps % plan.update_every == 0)
         if k > 1:
             assert isinstance(step, CompiledStep)
-            drive = {task.input: batch.spikes[t:t + k]}
-            drive.update({name: spikes[t:t + k] for name, spikes in batch.drive.items()})
-            step.run_chunk(drive, tuple(apply), counts,
-                           {p: r[t:t + k] for p, r in raster.items()})
+            drive = {task.input: batch.spikes[t : t + k]}
+            drive.update({name: spikes[t : t + k] for name, spikes in batch.drive.items()})
+            step.run_chunk(
+                drive, tuple(apply), counts, {p: r[t : t + k] for p, r in raster.items()}
+            )
         else:
             drive = {task.input: batch.spikes[t]}
             for name, spikes in batch.drive.items():
@@ -335,9 +376,15 @@ def run_batch(network: Network, task: Task, batch: Batch, plan: LoopPlan, state:
     return Record(counts, raster)
 
 
-def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbacks | None = None,
-             state: LoopState | None = None,
-             should_stop: Callable[[], bool] = lambda: False) -> LoopState:
+def run_loop(
+    network: Network,
+    task: Task,
+    plan: LoopPlan,
+    *,
+    callbacks: Callbacks | None = None,
+    state: LoopState | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> LoopState:
     """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``."""
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
@@ -348,10 +395,21 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
     with torch.no_grad():
         while state.epoch < plan.epochs:
             network.train()
-            for index, batch in enumerate(task.batches("train", state.epoch, state.batch),
-                                          start=state.batch):
-                record = run_batch(network, task, batch, plan, state, train=True, probe=probe,
-                                   callbacks=callbacks, step=step, guard=guard)
+            for index, batch in enumerate(
+                task.batches("train", state.epoch, state.batch), start=state.batch
+            ):
+                record = run_batch(
+                    network,
+                    task,
+                    batch,
+                    plan,
+                    state,
+                    train=True,
+                    probe=probe,
+                    callbacks=callbacks,
+                    step=step,
+                    guard=guard,
+                )
                 network.after_batch()
                 guard.check(state.steps)
                 task.observe("train", batch, record)
@@ -364,8 +422,17 @@ def run_loop(network: Network, task: Task, plan: LoopPlan, *, callbacks: Callbac
             if plan.eval_each_epoch:
                 network.eval()
                 for batch in task.batches("eval", state.epoch):
-                    record = run_batch(network, task, batch, plan, state, train=False,
-                                       probe=None, callbacks=callbacks, step=step)
+                    record = run_batch(
+                        network,
+                        task,
+                        batch,
+                        plan,
+                        state,
+                        train=False,
+                        probe=None,
+                        callbacks=callbacks,
+                        step=step,
+                    )
                     task.observe("eval", batch, record)
                 metrics.update(task.end_phase("eval", state.epoch))
                 network.train()

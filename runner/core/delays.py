@@ -24,8 +24,15 @@ class Lag(NamedTuple):
     valid: Tensor
 
 
-def delay_lag(delay: Tensor, *, dt: float, tol: float, max_steps: int, upper: float,
-              dtype: torch.dtype = torch.long) -> Lag:
+def delay_lag(
+    delay: Tensor,
+    *,
+    dt: float,
+    tol: float,
+    max_steps: int,
+    upper: float,
+    dtype: torch.dtype = torch.long,
+) -> Lag:
     """Lags for delays ``[O, I]``; ``valid`` is False outside ``[-tol, upper + tol]``.
 
     Invalid entries get lag 0 so that they can still be used as indices; callers mask them.

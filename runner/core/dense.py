@@ -66,8 +66,9 @@ class DenseConnection(nn.Module):
         self.dt, self.scale = float(dt), float(scale)
         self.max_delay = None if max_delay is None else float(max_delay)
         dtype = dtype or weight.dtype
-        self.weight = nn.Parameter(weight.detach().to(device=device, dtype=dtype).clone(),
-                                   requires_grad=False)
+        self.weight = nn.Parameter(
+            weight.detach().to(device=device, dtype=dtype).clone(), requires_grad=False
+        )
         if max_delay is None:
             if delay is not None:
                 raise ValueError("delay given but max_delay is None: set max_delay to learn delays")
@@ -76,11 +77,11 @@ class DenseConnection(nn.Module):
             init = torch.zeros(n_out, n_in) if delay is None else delay.detach()
             if tuple(init.shape) != (n_out, n_in):
                 raise ValueError(f"delay must have shape {(n_out, n_in)}, got {tuple(init.shape)}")
-            self.delay = nn.Parameter(init.to(device=device, dtype=dtype).clone(),
-                                      requires_grad=False)
+            self.delay = nn.Parameter(
+                init.to(device=device, dtype=dtype).clone(), requires_grad=False
+            )
         # history of raw input spikes, long enough for the longest delay (ceil(maxd/dt) + 1 steps)
-        self.history_length = (math.ceil(self.max_delay / self.dt) + 1
-                               if self.max_delay else 1)
+        self.history_length = math.ceil(self.max_delay / self.dt) + 1 if self.max_delay else 1
         self.spikes = self._spike_history(device) if self.delays_active else None
         self.pre_ages: SpikeAges | None = None
         self.age_history: History | None = None
@@ -92,8 +93,14 @@ class DenseConnection(nn.Module):
         """Input spikes of the last ``history_length`` steps: bits when they fit in 31."""
         if self.history_length <= SpikeBits.MAX_LENGTH:
             return SpikeBits(self.batch_size, self.n_in, self.history_length, device=device)
-        return History(self.batch_size, self.n_in, self.history_length, fill=False,
-                       device=device, dtype=torch.bool)
+        return History(
+            self.batch_size,
+            self.n_in,
+            self.history_length,
+            fill=False,
+            device=device,
+            dtype=torch.bool,
+        )
 
     @property
     def delays_active(self) -> bool:
@@ -103,24 +110,37 @@ class DenseConnection(nn.Module):
     def track_pre_ages(self) -> SpikeAges:
         """Keep ages of the raw presynaptic spikes ``[B, I]`` (used by all kernel trainers)."""
         if self.pre_ages is None:
-            self.pre_ages = SpikeAges((self.batch_size, self.n_in), dt=self.dt,
-                                      device=self.weight.device, dtype=self.weight.dtype)
+            self.pre_ages = SpikeAges(
+                (self.batch_size, self.n_in),
+                dt=self.dt,
+                device=self.weight.device,
+                dtype=self.weight.dtype,
+            )
         return self.pre_ages
 
     def track_age_history(self) -> History:
         """Keep the last ``ceil(max_delay/dt) + 1`` presynaptic ages (for delayed KernelSTDP)."""
         self.track_pre_ages()
         if self.age_history is None:
-            self.age_history = History(self.batch_size, self.n_in, self.history_length,
-                                       fill=math.nan, device=self.weight.device,
-                                       dtype=self.weight.dtype)
+            self.age_history = History(
+                self.batch_size,
+                self.n_in,
+                self.history_length,
+                fill=math.nan,
+                device=self.weight.device,
+                dtype=self.weight.dtype,
+            )
         return self.age_history
 
     def track_arrival_ages(self) -> SpikeAges:
         """Keep per-synapse ages of the last delayed arrival ``[B, O, I]``."""
         if self.arrival_ages is None:
-            self.arrival_ages = SpikeAges((self.batch_size, self.n_out, self.n_in), dt=self.dt,
-                                          device=self.weight.device, dtype=self.weight.dtype)
+            self.arrival_ages = SpikeAges(
+                (self.batch_size, self.n_out, self.n_in),
+                dt=self.dt,
+                device=self.weight.device,
+                dtype=self.weight.dtype,
+            )
         return self.arrival_ages
 
     def updater(self, name: str) -> ParameterUpdater:
@@ -135,12 +155,19 @@ class DenseConnection(nn.Module):
         return updater
 
     # ------------------------------------------------------------------------------------ step
-    def lag(self, tol: float = 0.0, upper: float | None = None,
-            dtype: torch.dtype = torch.long) -> Lag:
+    def lag(
+        self, tol: float = 0.0, upper: float | None = None, dtype: torch.dtype = torch.long
+    ) -> Lag:
         """Whole-step lags of the current delays (valid within ``[0, upper]``, default max_delay)."""
         assert self.delay is not None and self.max_delay is not None
-        return delay_lag(self.delay, dt=self.dt, tol=tol, max_steps=self.history_length - 1,
-                         upper=self.max_delay if upper is None else upper, dtype=dtype)
+        return delay_lag(
+            self.delay,
+            dt=self.dt,
+            tol=tol,
+            max_steps=self.history_length - 1,
+            upper=self.max_delay if upper is None else upper,
+            dtype=dtype,
+        )
 
     def forward(self, spikes: Tensor) -> Tensor:
         """One step: push input spikes ``[B, I]`` (bool), return the current ``[B, O]``."""
@@ -192,5 +219,7 @@ class DenseConnection(nn.Module):
                 module.reset_state()
 
     def extra_repr(self) -> str:
-        return (f"n_in={self.n_in}, n_out={self.n_out}, dt={self.dt}, scale={self.scale}, "
-                f"max_delay={self.max_delay}, batch_size={self.batch_size}")
+        return (
+            f"n_in={self.n_in}, n_out={self.n_out}, dt={self.dt}, scale={self.scale}, "
+            f"max_delay={self.max_delay}, batch_size={self.batch_size}"
+        )

@@ -80,7 +80,9 @@ class Network(nn.Module):
         if population not in self.ages:
             spike = self.spikes(population)
             self.ages[population] = SpikeAges(
-                tuple(spike.shape), dt=self.dt, device=spike.device,
+                tuple(spike.shape),
+                dt=self.dt,
+                device=spike.device,
                 dtype=self._float_dtype(),
             )
         ages = self.ages[population]
@@ -94,8 +96,9 @@ class Network(nn.Module):
             return weight.dtype
         return torch.get_default_dtype()
 
-    def add_trainer(self, name: str, trainer: KernelTrainer,
-                    cells: dict[str, dict] | None = None) -> None:
+    def add_trainer(
+        self, name: str, trainer: KernelTrainer, cells: dict[str, dict] | None = None
+    ) -> None:
         """Add a trainer and register each named connection (with per-cell overrides) on it."""
         for conn_name, overrides in (cells or {}).items():
             conn = self.connections[conn_name] if conn_name in self.connections else None  # noqa: SIM401
@@ -148,15 +151,18 @@ class Network(nn.Module):
 
     def reset_state(self) -> None:
         """Back to rest between samples: voltages, refractory state, spikes in flight, ages."""
-        for module in (*self.populations.values(), *self.connections.values(),
-                       *self.ages.values()):
+        for module in (*self.populations.values(), *self.connections.values(), *self.ages.values()):
             cast(Any, module).reset_state()
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate every per-sample state for ``batch_size`` samples."""
         self.batch_size = int(batch_size)
-        for module in (*self.populations.values(), *self.connections.values(),
-                       *self.ages.values(), *self.trainers.values()):
+        for module in (
+            *self.populations.values(),
+            *self.connections.values(),
+            *self.ages.values(),
+            *self.trainers.values(),
+        ):
             if hasattr(module, "set_batch_size"):
                 cast(Any, module).set_batch_size(batch_size)
 

@@ -309,8 +309,11 @@ class KernelTrainer(nn.Module):
                 f"valid: {', '.join(self.defaults)}"
             )
         settings = {
-            key: ({k: v.clone().detach() if isinstance(v, Tensor) else v for k, v in val.items()}
-                  if key.endswith("_kwargs") else val)
+            key: (
+                {k: v.clone().detach() if isinstance(v, Tensor) else v for k, v in val.items()}
+                if key.endswith("_kwargs")
+                else val
+            )
             for key, val in self.defaults.items()
         }
         settings.update(overrides)
@@ -381,7 +384,8 @@ class KernelSTDP(KernelTrainer):
         elif conn.delays_active:
             conn.track_arrival_ages()
         numbers = not any(True for _ in cell.kernel_post_kwargs.buffers()) and not any(
-            True for _ in cell.kernel_pre_kwargs.buffers())
+            True for _ in cell.kernel_pre_kwargs.buffers()
+        )
         if cell.fused and numbers and not conn.delays_active:
             cell.enable_cache()
 

@@ -144,9 +144,12 @@ class ParameterUpdater(nn.Module):
     def set_extra_state(self, state: Any) -> None:
         self.n_pos, self.n_neg = int(state["n_pos"]), int(state["n_neg"])
         first = state.get("first")
-        self._first = None if first is None else (first[0].to(self.pos_sum),
-                                                  first[1].to(self.neg_sum))
+        self._first = (
+            None if first is None else (first[0].to(self.pos_sum), first[1].to(self.neg_sum))
+        )
 
     def extra_repr(self) -> str:
-        return (f"accumulate={self.accumulate}, upper={self.upper}, lower={self.lower}, "
-                f"clamp=({self.clamp_min}, {self.clamp_max})")
+        return (
+            f"accumulate={self.accumulate}, upper={self.upper}, lower={self.lower}, "
+            f"clamp=({self.clamp_min}, {self.clamp_max})"
+        )
