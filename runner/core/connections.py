@@ -46,23 +46,8 @@ def _initial_weight(
     return torch.full(shape, float(weight), device=device, dtype=dtype)
 
 
-class LateralConnection(nn.Module):
-    """All-to-all connection within one population of N neurons, without self-connections.
-
-    Used for lateral inhibition (negative weights). The diagonal of ``weight`` is set to 0 at
-    construction and by ``set_weight``; code that writes ``weight`` another way must call
-    ``zero_diagonal_()`` afterwards (Caution: ``forward`` does not mask the diagonal).
-
-    Args:
-        n: number of neurons N (presynaptic = postsynaptic).
-        dt: step length (ms), > 0.
-        batch_size: number of samples B (no per-sample state; kept for a uniform signature).
-        weight: ``[N, N]`` (out, in) tensor or one number for every off-diagonal synapse.
-        scale: charge per spike (pC); the current of a spike is scale / dt (nA).
-
-    Shape:
-        forward: spikes ``[B, N]`` bool -> current ``[B, N]`` (nA, module dtype).
-    """
+class _StatelessConnection(nn.Module):
+    """What the lateral and direct connections share: fixed weights, no per-sample state."""
 
     weight: nn.Parameter
 
@@ -83,10 +68,67 @@ class LateralConnection(nn.Module):
         self.dt = float(dt)
         self.scale = float(scale)
         self.batch_size = batch_size
-        w = _initial_weight(weight, (n, n), device, dtype)
+        w = _initial_weight(weight, self.weight_shape(n), device, dtype)
         self.weight = nn.Parameter(w, requires_grad=False)
         self.register_parameter("delay", None)
+
+    @staticmethod
+    def weight_shape(n: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Record the new batch size (there is no per-sample state)."""
+        _check_args(self.n, self.dt, self.scale, batch_size)
+        self.batch_size = batch_size
+
+    def reset_state(self) -> None:
+        """No per-sample state: nothing to reset."""
+
+    def _drive(self, spikes: Tensor) -> Tensor:
+        """The presynaptic currents ``spikes * scale / dt`` (nA), a new tensor."""
+        return spikes.to(self.weight.dtype, copy=True).mul_(self.scale / self.dt)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, dt={self.dt}, scale={self.scale}"
+
+
+class LateralConnection(_StatelessConnection):
+    """All-to-all connection within one population of N neurons, without self-connections.
+
+    Used for lateral inhibition (negative weights). The diagonal of ``weight`` is set to 0 at
+    construction and by ``set_weight``; code that writes ``weight`` another way must call
+    ``zero_diagonal_()`` afterwards (Caution: ``forward`` does not mask the diagonal).
+
+    Args:
+        n: number of neurons N (presynaptic = postsynaptic).
+        dt: step length (ms), > 0.
+        batch_size: number of samples B (no per-sample state; kept for a uniform signature).
+        weight: ``[N, N]`` (out, in) tensor or one number for every off-diagonal synapse.
+        scale: charge per spike (pC); the current of a spike is scale / dt (nA).
+
+    Shape:
+        forward: spikes ``[B, N]`` bool -> current ``[B, N]`` (nA, module dtype).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        dt: float,
+        weight: Tensor | float,
+        scale: float = 1.0,
+        batch_size: int = 1,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            n, dt=dt, weight=weight, scale=scale, batch_size=batch_size, device=device, dtype=dtype
+        )
         self.zero_diagonal_()
+
+    @staticmethod
+    def weight_shape(n: int) -> tuple[int, ...]:
+        return (n, n)
 
     @torch.no_grad()
     def zero_diagonal_(self) -> None:
@@ -106,25 +148,13 @@ class LateralConnection(nn.Module):
             self.weight.fill_(float(weight))
         self.zero_diagonal_()
 
-    def set_batch_size(self, batch_size: int) -> None:
-        """Record the new batch size (there is no per-sample state)."""
-        _check_args(self.n, self.dt, self.scale, batch_size)
-        self.batch_size = batch_size
-
-    def reset_state(self) -> None:
-        """No per-sample state: nothing to reset."""
-
     @torch.no_grad()
     def forward(self, spikes: Tensor) -> Tensor:
         """Current ``(spikes * scale / dt) @ W.T`` (nA), shape ``[B, N]``."""
-        drive = spikes.to(self.weight.dtype, copy=True).mul_(self.scale / self.dt)
-        return drive @ self.weight.t()
-
-    def extra_repr(self) -> str:
-        return f"n={self.n}, dt={self.dt}, scale={self.scale}"
+        return self._drive(spikes) @ self.weight.t()
 
 
-class DirectConnection(nn.Module):
+class DirectConnection(_StatelessConnection):
     """One-to-one connection between two populations of the same size N.
 
     Args:
@@ -138,45 +168,14 @@ class DirectConnection(nn.Module):
         forward: spikes ``[B, N]`` bool -> current ``[B, N]`` (nA, module dtype).
     """
 
-    weight: nn.Parameter
-
-    def __init__(
-        self,
-        n: int,
-        *,
-        dt: float,
-        weight: Tensor | float,
-        scale: float = 1.0,
-        batch_size: int = 1,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        _check_args(n, dt, scale, batch_size)
-        self.n = self.n_in = self.n_out = n
-        self.dt = float(dt)
-        self.scale = float(scale)
-        self.batch_size = batch_size
-        w = _initial_weight(weight, (n,), device, dtype)
-        self.weight = nn.Parameter(w, requires_grad=False)
-        self.register_parameter("delay", None)
-
-    def set_batch_size(self, batch_size: int) -> None:
-        """Record the new batch size (there is no per-sample state)."""
-        _check_args(self.n, self.dt, self.scale, batch_size)
-        self.batch_size = batch_size
-
-    def reset_state(self) -> None:
-        """No per-sample state: nothing to reset."""
+    @staticmethod
+    def weight_shape(n: int) -> tuple[int, ...]:
+        return (n,)
 
     @torch.no_grad()
     def forward(self, spikes: Tensor) -> Tensor:
         """Current ``spikes * scale / dt * W`` (nA), shape ``[B, N]``."""
-        drive = spikes.to(self.weight.dtype, copy=True).mul_(self.scale / self.dt)
-        return drive.mul_(self.weight)
-
-    def extra_repr(self) -> str:
-        return f"n={self.n}, dt={self.dt}, scale={self.scale}"
+        return self._drive(spikes).mul_(self.weight)
 
 
 # name -> class, for the registries (``dense`` lives in runner.core.dense)
