@@ -41,10 +41,22 @@ class ImageTask:
 
     record_raster = False
 
-    def __init__(self, *, images: Tensor, labels: Tensor, n_train: int | None, n_eval: int,
-                 batch_size: int, encode: Encoder, input: str, readout: str | None = None,
-                 n_classes: int = 10, seed: int = 0, split_seed: int = 1234,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        images: Tensor,
+        labels: Tensor,
+        n_train: int | None,
+        n_eval: int,
+        batch_size: int,
+        encode: Encoder,
+        input: str,
+        readout: str | None = None,
+        n_classes: int = 10,
+        seed: int = 0,
+        split_seed: int = 1234,
+        device: torch.device | str = "cpu",
+    ) -> None:
         total = images.shape[0]
         n_train = total - n_eval if n_train is None else n_train
         if n_train < 1 or n_train + n_eval > total:
@@ -53,7 +65,7 @@ class ImageTask:
                 "of the data set"
             )
         order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
-        self.train_idx, self.eval_idx = order[:n_train], order[n_train:n_train + n_eval]
+        self.train_idx, self.eval_idx = order[:n_train], order[n_train : n_train + n_eval]
         self.images = images.reshape(total, -1).to(device)
         self.labels = labels.to(device)
         self.batch_size, self.encode, self.seed = batch_size, encode, seed
@@ -78,21 +90,26 @@ class ImageTask:
 
     def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]:
         if phase == "train":
-            perm = torch.randperm(len(self.train_idx),
-                                  generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+            perm = torch.randperm(
+                len(self.train_idx),
+                generator=torch.Generator().manual_seed(self.seed * 1000 + epoch),
+            )
             idx = self.train_idx[perm]
         else:
             idx = self.eval_idx
         for b in range(start, self.n_batches(phase)):
-            pick = idx[b * self.batch_size:(b + 1) * self.batch_size].to(self.device)
+            pick = idx[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
             yield Batch(self.encode(self.images[pick], self.generator), labels=self.labels[pick])
 
     def observe(self, phase: str, batch: Batch, record: Record) -> None:
         if not self.readout or batch.labels is None:
             return
         counts = record.counts[self.readout]
-        store = (self._train_counts, self._train_labels) if phase == "train" else (
-            self._eval_counts, self._eval_labels)
+        store = (
+            (self._train_counts, self._train_labels)
+            if phase == "train"
+            else (self._eval_counts, self._eval_labels)
+        )
         store[0].append(counts.clone())
         store[1].append(batch.labels)
 
@@ -105,7 +122,9 @@ class ImageTask:
             if not self._train_counts:
                 return {}
             counts, labels = torch.cat(self._train_counts), torch.cat(self._train_labels)
-            self.classifier = MaxRateClassifier(counts.shape[1], self.n_classes, device=counts.device)
+            self.classifier = MaxRateClassifier(
+                counts.shape[1], self.n_classes, device=counts.device
+            )
             self.classifier.observe(counts, labels)
             self.classifier.assign()
             acc = float(self.classifier.accuracy(counts, labels))
@@ -150,10 +169,23 @@ class PatternTask:
 
     record_raster = True
 
-    def __init__(self, *, source: Any, n_train: int, n_eval: int, batch_size: int, steps: int,
-                 dt: float, input: str, output: str, seed: int = 0,
-                 device: torch.device | str = "cpu", connection: Any = None,
-                 detect_hit_rate: float = 0.9, detect_false_alarms: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        source: Any,
+        n_train: int,
+        n_eval: int,
+        batch_size: int,
+        steps: int,
+        dt: float,
+        input: str,
+        output: str,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        connection: Any = None,
+        detect_hit_rate: float = 0.9,
+        detect_false_alarms: float = 1.0,
+    ) -> None:
         self.source, self.n_train, self.n_eval = source, n_train, n_eval
         self.batch_size, self.steps, self.dt = batch_size, steps, dt
         self.input, self.output = input, output
@@ -167,6 +199,7 @@ class PatternTask:
         self._output_hits: np.ndarray | None = None
         self.presented = 0.0
         self.detected_at = math.nan
+        self.latency_ms = math.nan  # of the last evaluation
         self.history: list[dict[str, Any]] = []
 
     def _parameters(self) -> dict[str, np.ndarray]:
@@ -195,12 +228,19 @@ class PatternTask:
         if phase == "train":
             self.presented += stats[0]
             hit_ok = metrics["hit_rate"] >= self.detect[0]
-            if math.isnan(self.detected_at) and hit_ok and metrics["false_alarms_per_s"] <= \
-                    self.detect[1]:
+            if (
+                math.isnan(self.detected_at)
+                and hit_ok
+                and metrics["false_alarms_per_s"] <= self.detect[1]
+            ):
                 self.detected_at = self.presented - stats[0]
         else:
-            hits = np.array([detection_stats(onsets, raster[..., o], self.pattern_steps)[1]
-                             for o in range(raster.shape[-1])])
+            hits = np.array(
+                [
+                    detection_stats(onsets, raster[..., o], self.pattern_steps)[1]
+                    for o in range(raster.shape[-1])
+                ]
+            )
             self._output_hits = hits if self._output_hits is None else self._output_hits + hits
         self.history.append({"phase": phase, "presented": self.presented, **metrics})
         tally = self._tally.setdefault(phase, np.zeros(5))
@@ -212,8 +252,10 @@ class PatternTask:
         out = {prefix + k: float(v) for k, v in stats_to_metrics(stats, self.dt).items()}
         if phase == "train":
             out["train_presentations_to_detect"] = float(self.detected_at)
-        elif self.connection is not None:
-            out.update(self.arrival_summary(out["latency_ms"]))
+        else:
+            self.latency_ms = out["latency_ms"]
+            if self.connection is not None:
+                out.update(self.arrival_summary(out["latency_ms"]))
         return out
 
     def best_output(self) -> int:
@@ -237,24 +279,36 @@ class PatternTask:
             delay = params["delay"][out] if "delay" in params else np.zeros(mask.shape)
             times = arrival_times(pattern, selected, delay, self.dt, before)
             result[f"arrival_std_{tag}_ms"] = float(times.std()) if times.size else math.nan
-            result[f"delay_mean_{tag}_ms"] = (float(delay[selected].mean()) if selected.any()
-                                              else math.nan)
+            result[f"delay_mean_{tag}_ms"] = (
+                float(delay[selected].mean()) if selected.any() else math.nan
+            )
         return result
 
     def write_figures(self, plot_dir: str | Path) -> list[Path]:
         """``detection.png`` (over training) and, with a connection, ``arrivals.png``."""
         written = [plot_detection(self.history, Path(plot_dir) / "detection.png")]
         if self.connection is not None:
-            written.append(plot_arrivals(
-                self.start, self._parameters(), self.best_output(),
-                self.source.pattern.cpu().numpy(), self.source.pattern_mask.cpu().numpy(),
-                self.dt, Path(plot_dir) / "arrivals.png"))
+            written.append(
+                plot_arrivals(
+                    self.start,
+                    self._parameters(),
+                    self.best_output(),
+                    self.source.pattern.cpu().numpy(),
+                    self.source.pattern_mask.cpu().numpy(),
+                    self.dt,
+                    Path(plot_dir) / "arrivals.png",
+                    self.latency_ms,
+                )
+            )
         return written
 
     def state_dict(self) -> dict[str, Any]:
         """Generator, detection progress and the starting parameters (for an exact resume)."""
-        state: dict[str, Any] = {"generator": _generator_state(self.generator),
-                                 "presented": self.presented, "detected_at": self.detected_at}
+        state: dict[str, Any] = {
+            "generator": _generator_state(self.generator),
+            "presented": self.presented,
+            "detected_at": self.detected_at,
+        }
         if "train" in self._tally:
             state["train_tally"] = torch.from_numpy(self._tally["train"].copy())
         state.update({f"start_{k}": torch.from_numpy(v) for k, v in self.start.items()})
@@ -297,8 +351,9 @@ def detection_stats(onsets: np.ndarray, fired: np.ndarray, window: int) -> np.nd
                 hits += 1
                 latency += int(spikes[0])
     outside = ~inside
-    return np.array([presentations, hits, latency, (fired & outside).sum(), outside.sum()],
-                    dtype=np.float64)
+    return np.array(
+        [presentations, hits, latency, (fired & outside).sum(), outside.sum()], dtype=np.float64
+    )
 
 
 def stats_to_metrics(stats: np.ndarray, dt: float) -> dict[str, float]:
@@ -311,8 +366,13 @@ def stats_to_metrics(stats: np.ndarray, dt: float) -> dict[str, float]:
     }
 
 
-def arrival_times(pattern: np.ndarray, selected: np.ndarray, delay: np.ndarray, dt: float,
-                  before: float | None = None) -> np.ndarray:
+def arrival_times(
+    pattern: np.ndarray,
+    selected: np.ndarray,
+    delay: np.ndarray,
+    dt: float,
+    before: float | None = None,
+) -> np.ndarray:
     """Arrival times (ms after the onset) of the pattern spikes of the selected afferents.
 
     ``pattern`` is ``[P, N]`` bool, ``selected`` ``[N]`` bool and ``delay`` ``[N]`` (ms, towards
@@ -325,8 +385,9 @@ def arrival_times(pattern: np.ndarray, selected: np.ndarray, delay: np.ndarray, 
     arrivals = np.arange(pattern.shape[0])[:, None] * dt + delay[index][None, :]
     if before is None:
         return arrivals[spikes]
-    latest = np.where(spikes & (arrivals <= before + 1e-9), arrivals, -np.inf).max(0,
-                                                                                   initial=-np.inf)
+    latest = np.where(spikes & (arrivals <= before + 1e-9), arrivals, -np.inf).max(
+        0, initial=-np.inf
+    )
     return latest[np.isfinite(latest)]
 
 
@@ -340,9 +401,18 @@ class SpikeTrainTask:
 
     record_raster = False
 
-    def __init__(self, *, pre: Tensor, post: Tensor | None, input: str, output: str | None,
-                 watch: tuple[str, ...] = (), dt: float = 1.0, measure: Any = None,
-                 delta_t_ms: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        pre: Tensor,
+        post: Tensor | None,
+        input: str,
+        output: str | None,
+        watch: tuple[str, ...] = (),
+        dt: float = 1.0,
+        measure: Any = None,
+        delta_t_ms: float | None = None,
+    ) -> None:
         self.pre, self.post = pre, post
         self.input, self.output = input, output
         self.watch = watch
@@ -365,8 +435,9 @@ class SpikeTrainTask:
         delta_w = (connection.weight.detach() - self.start).double().cpu()
         if cell is None:
             return {"delta_w": float(delta_w.mean())}
-        return pairing_metrics(self.pre, self.post, delta_w, cell, dt=self.dt,
-                               delta_t_ms=self.delta_t_ms)
+        return pairing_metrics(
+            self.pre, self.post, delta_w, cell, dt=self.dt, delta_t_ms=self.delta_t_ms
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.start is None else {"start_weight": self.start}
@@ -393,8 +464,9 @@ def pair_differences(pre: Tensor, post: Tensor, dt: float) -> Tensor:
     return (last(post).unsqueeze(3) - last(pre).unsqueeze(2)) * dt
 
 
-def pairing_metrics(pre: Tensor, post: Tensor, delta_w: Tensor, cell: Any, *, dt: float,
-                    delta_t_ms: float | None) -> dict[str, float]:
+def pairing_metrics(
+    pre: Tensor, post: Tensor, delta_w: Tensor, cell: Any, *, dt: float, delta_t_ms: float | None
+) -> dict[str, float]:
     """The measured weight change of a pairing protocol against the kernel, in float64.
 
     Every step the trainer adds ``K(Δ)`` (both kernels) for the most recent pair; with one pair
@@ -427,10 +499,15 @@ def pairing_metrics(pre: Tensor, post: Tensor, delta_w: Tensor, cell: Any, *, dt
     value = float(kernel(torch.tensor([float(delta_t_ms)], dtype=torch.float64))[0])
     window = (delta_w - cross) / steps
     error = (window - value).abs() / max(abs(value), 1e-300)
-    out.update({
-        "contributing_steps": float(steps.mean()), "cross_terms": float(cross.mean()),
-        "window": float(window.mean()), "kernel": value, "window_rel_error": float(error.max()),
-    })
+    out.update(
+        {
+            "contributing_steps": float(steps.mean()),
+            "cross_terms": float(cross.mean()),
+            "window": float(window.mean()),
+            "kernel": value,
+            "window_rel_error": float(error.max()),
+        }
+    )
     return out
 
 
@@ -460,44 +537,78 @@ def plot_detection(history: list[dict[str, Any]], path: Path) -> Path:
     rows = [h for h in history if h["phase"] == "train"]
     x = np.array([h["presented"] for h in rows])
     fig = _figure(10, 2.8)
-    for i, (key, label) in enumerate((("hit_rate", "hit rate"),
-                                      ("false_alarms_per_s", "false alarms / s"),
-                                      ("latency_ms", "latency (ms)"))):
+    for i, (key, label) in enumerate(
+        (
+            ("hit_rate", "hit rate"),
+            ("false_alarms_per_s", "false alarms / s"),
+            ("latency_ms", "latency (ms)"),
+        )
+    ):
         ax = fig.add_subplot(1, 3, i + 1)
         ax.plot(x, [h[key] for h in rows], marker=".", linewidth=1)
         ax.set(xlabel="presentations", title=label)
     return _save_png(fig, path)
 
 
-def plot_arrivals(start: dict[str, np.ndarray], end: dict[str, np.ndarray], output: int,
-                  pattern: np.ndarray, mask: np.ndarray, dt: float, path: Path) -> Path:
-    """Delays of the pattern afferents and arrival times of the selected ones, start vs end."""
+def plot_arrivals(
+    start: dict[str, np.ndarray],
+    end: dict[str, np.ndarray],
+    output: int,
+    pattern: np.ndarray,
+    mask: np.ndarray,
+    dt: float,
+    path: Path,
+    latency_ms: float = math.nan,
+) -> Path:
+    """Delays and arrival times of the selected pattern afferents, at the start and the end.
+
+    The arrivals are those of :func:`arrival_times` before ``latency_ms`` (all when NaN).
+    """
     selected = select_afferents(end["weight"][output], mask)
+    before = None if math.isnan(latency_ms) else latency_ms
     fig = _figure(10, 3)
-    panels = [("delay", "delays of the pattern afferents (ms)"),
-              ("arrival", f"arrival times of the {int(selected.sum())} selected afferents (ms)")]
-    for i, (kind, title) in enumerate(panels):
+    titles = (
+        f"delays of the {int(selected.sum())} selected afferents (ms)",
+        "their arrival times after the onset (ms)",
+    )
+    for i, title in enumerate(titles):
         ax = fig.add_subplot(1, 2, i + 1)
         for tag, params in (("start", start), ("end", end)):
             delay = params.get("delay", np.zeros_like(end["weight"]))[output]
-            values = (delay[mask] if kind == "delay"
-                      else arrival_times(pattern, selected, delay, dt))
-            label = f"{tag} (std {values.std():.2f})" if values.size else tag
-            ax.hist(values, bins=25, alpha=0.6, label=label)
+            values = (
+                delay[selected] if i == 0 else arrival_times(pattern, selected, delay, dt, before)
+            )
+            label = (
+                f"{tag} (mean {values.mean():.2f}, std {values.std():.2f})" if values.size else tag
+            )
+            ax.hist(
+                values,
+                bins=np.arange(0.0, values.max() + 1.0, 0.5) if values.size else 10,
+                alpha=0.6,
+                label=label,
+            )
+        if i == 1 and before is not None:
+            ax.axvline(before, color="k", linestyle=":", label="mean output latency")
         ax.set(title=title)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     return _save_png(fig, path)
 
 
-def plot_window(delta_t: np.ndarray, window: np.ndarray, fine_t: np.ndarray,
-                fine_kernel: np.ndarray, path: Path) -> Path:
+def plot_window(
+    delta_t: np.ndarray, window: np.ndarray, fine_t: np.ndarray, fine_kernel: np.ndarray, path: Path
+) -> Path:
     """The measured learning window (weight change per contributing step) over the kernel."""
     fig = _figure(5, 3.5)
     ax = fig.add_subplot()
     causal = fine_t >= 0
     for part in (causal, ~causal):
-        ax.plot(fine_t[part], fine_kernel[part], color="0.6", linewidth=3,
-                label="kernel K(Δt)" if part is causal else None)
+        ax.plot(
+            fine_t[part],
+            fine_kernel[part],
+            color="0.6",
+            linewidth=3,
+            label="kernel K(Δt)" if part is causal else None,
+        )
     ax.plot(delta_t, window, "o", color="tab:red", markersize=4, label="measured Δw / steps")
     ax.axhline(0.0, color="0.8", linewidth=0.8)
     ax.set(xlabel="Δt = t_post - t_pre (ms)", ylabel="weight change per step")

@@ -51,8 +51,13 @@ def run(overrides: Sequence[str]) -> tuple[Experiment, LoopState, float]:
     return experiment, state, time.perf_counter() - start
 
 
+RECORD = True  # False (--no-record): draw the figures, leave results.json as it is
+
+
 def record(key: str, rows: list[dict[str, Any]]) -> None:
     """Store ``rows`` under ``key`` in the results file (other keys are kept)."""
+    if not RECORD:
+        return
     FIGURES.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[key] = rows
@@ -60,8 +65,10 @@ def record(key: str, rows: list[dict[str, Any]]) -> None:
 
 
 def clean(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else float(v))
-            for k, v in metrics.items()}
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else float(v))
+        for k, v in metrics.items()
+    }
 
 
 # -- the STDP window ------------------------------------------------------------------------------
@@ -71,28 +78,46 @@ def window(extra: Sequence[str]) -> None:
     rows = []
     cell = None
     for delta in range(-50, 55, 5):
-        experiment, state, wall = run(["experiment=stdp_window",
-                                       f"stimulus.params.delta_t_ms={delta}", *extra])
+        experiment, state, wall = run(
+            ["experiment=stdp_window", f"stimulus.params.delta_t_ms={delta}", *extra]
+        )
         cell = experiment.task.measure[1]  # type: ignore[attr-defined]
         rows.append({"delta_t_ms": delta, "wall_s": wall, **clean(state.metrics)})
-        print(f"window dt={delta:+4d}: dw/steps={rows[-1]['window']:.6g} "
-              f"K={rows[-1]['kernel']:.6g} rel.err={rows[-1]['window_rel_error']:.2e} "
-              f"({wall:.1f} s)", flush=True)
+        print(
+            f"window dt={delta:+4d}: dw/steps={rows[-1]['window']:.6g} "
+            f"K={rows[-1]['kernel']:.6g} rel.err={rows[-1]['window_rel_error']:.2e} "
+            f"({wall:.1f} s)",
+            flush=True,
+        )
     record("stdp_window", rows)
     assert cell is not None
     fine = torch.linspace(-50.0, 50.0, 1001, dtype=torch.float64)
-    kernel = (cell.kernel_post(fine, **cell.kernel_post_kwargs.as_dict())
-              + cell.kernel_pre(fine, **cell.kernel_pre_kwargs.as_dict())).numpy()
-    plot_window(np.array([r["delta_t_ms"] for r in rows], dtype=float),
-                np.array([r["window"] for r in rows]), fine.numpy(), kernel,
-                FIGURES / "stdp_window.png")
+    kernel = (
+        cell.kernel_post(fine, **cell.kernel_post_kwargs.as_dict())
+        + cell.kernel_pre(fine, **cell.kernel_pre_kwargs.as_dict())
+    ).numpy()
+    plot_window(
+        np.array([r["delta_t_ms"] for r in rows], dtype=float),
+        np.array([r["window"] for r in rows]),
+        fine.numpy(),
+        kernel,
+        FIGURES / "stdp_window.png",
+    )
 
 
 # -- pattern detection ------------------------------------------------------------------------------
 
-PATTERN_KEYS = ("hit_rate", "false_alarms_per_s", "latency_ms", "train_presentations_to_detect",
-                "n_selected", "arrival_std_start_ms", "arrival_std_end_ms", "delay_mean_start_ms",
-                "delay_mean_end_ms")
+PATTERN_KEYS = (
+    "hit_rate",
+    "false_alarms_per_s",
+    "latency_ms",
+    "train_presentations_to_detect",
+    "n_selected",
+    "arrival_std_start_ms",
+    "arrival_std_end_ms",
+    "delay_mean_start_ms",
+    "delay_mean_end_ms",
+)
 
 
 def pattern(seeds: Sequence[int], extra: Sequence[str]) -> None:
@@ -105,11 +130,21 @@ def pattern(seeds: Sequence[int], extra: Sequence[str]) -> None:
             assert isinstance(task, PatternTask)
             m = state.metrics
             ok = m["hit_rate"] >= 0.9 and m["false_alarms_per_s"] <= 1.0
-            rows.append({"experiment": name, "seed": seed, "wall_s": wall, "detected": ok,
-                         **clean({k: m.get(k, math.nan) for k in PATTERN_KEYS})})
-            print(f"{name:15s} seed {seed}: " + ", ".join(
-                f"{k}={m.get(k, math.nan):.3g}" for k in PATTERN_KEYS) + f" ({wall:.0f} s)",
-                flush=True)
+            rows.append(
+                {
+                    "experiment": name,
+                    "seed": seed,
+                    "wall_s": wall,
+                    "detected": ok,
+                    **clean({k: m.get(k, math.nan) for k in PATTERN_KEYS}),
+                }
+            )
+            print(
+                f"{name:15s} seed {seed}: "
+                + ", ".join(f"{k}={m.get(k, math.nan):.3g}" for k in PATTERN_KEYS)
+                + f" ({wall:.0f} s)",
+                flush=True,
+            )
             if seed == seeds[0]:
                 histories[name] = task.history
                 task.write_figures(FIGURES / f"{name}_seed{seed}")
@@ -122,14 +157,22 @@ def plot_pattern_comparison(histories: dict[str, list[dict[str, Any]]], path: Pa
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 2.8))
-    keys = (("hit_rate", "hit rate"), ("false_alarms_per_s", "false alarms / s"),
-            ("latency_ms", "latency (ms)"))
+    keys = (
+        ("hit_rate", "hit rate"),
+        ("false_alarms_per_s", "false alarms / s"),
+        ("latency_ms", "latency (ms)"),
+    )
     for i, (key, title) in enumerate(keys):
         ax = fig.add_subplot(1, 3, i + 1)
         for name, history in histories.items():
             rows = [h for h in history if h["phase"] == "train"]
-            ax.plot([h["presented"] for h in rows], [h[key] for h in rows], marker=".",
-                    linewidth=1, label=name)
+            ax.plot(
+                [h["presented"] for h in rows],
+                [h[key] for h in rows],
+                marker=".",
+                linewidth=1,
+                label=name,
+            )
         ax.set(title=title, xlabel="presentations")
         ax.legend(fontsize=7)
     save(fig, path)
@@ -144,37 +187,63 @@ def mnist(seeds: Sequence[int], extra: Sequence[str]) -> None:
         for name in ("mnist_stdp_cpu", "mnist_dr_stdp_cpu"):
             experiment, state, wall = run([f"experiment={name}", f"seed={seed}", *extra])
             m = state.metrics
-            rows.append({"experiment": name, "seed": seed, "wall_s": wall,
-                         **clean({k: m.get(k, math.nan) for k in
-                                  ("accuracy", "train_accuracy", "steps_per_second")})})
-            print(f"{name:18s} seed {seed}: accuracy={m.get('accuracy', math.nan):.4f} "
-                  f"train={m.get('train_accuracy', math.nan):.4f} ({wall:.0f} s)", flush=True)
+            rows.append(
+                {
+                    "experiment": name,
+                    "seed": seed,
+                    "wall_s": wall,
+                    **clean(
+                        {
+                            k: m.get(k, math.nan)
+                            for k in ("accuracy", "train_accuracy", "steps_per_second")
+                        }
+                    ),
+                }
+            )
+            print(
+                f"{name:18s} seed {seed}: accuracy={m.get('accuracy', math.nan):.4f} "
+                f"train={m.get('train_accuracy', math.nan):.4f} ({wall:.0f} s)",
+                flush=True,
+            )
             if seed == seeds[0]:
                 weight = experiment.network.connections["input_exc"].weight
-                plot_fields(weight.detach().float().numpy(), FIGURES / f"{name}_fields.png",
-                            title=f"{name}: input -> exc weights (seed {seed})")
+                plot_fields(
+                    weight.detach().float().numpy(),
+                    FIGURES / f"{name}_fields.png",
+                    title=f"{name}: input -> exc weights (seed {seed})",
+                )
     record("mnist", rows)
 
 
-def plot_fields(weight: np.ndarray, path: Path, *, title: str) -> None:
-    """All receptive fields (28x28 each) tiled into one mosaic image."""
-    from matplotlib.figure import Figure
+def plot_fields(weight: np.ndarray, path: Path, *, title: str, scale: int = 2) -> None:
+    """All receptive fields (28x28 each) tiled into one mosaic, ``scale`` pixels per weight.
+
+    Written as a 64-colour palette PNG (noisy weights compress poorly in RGBA: this keeps the
+    100-neuron grid well under 200 KB). ``title`` goes into the PNG's metadata.
+    """
+    from matplotlib import colormaps
+    from PIL import Image
 
     n = weight.shape[0]
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     side = math.isqrt(weight.shape[1])
-    mosaic = np.full((rows * (side + 1), cols * (side + 1)), np.nan)
+    low, high = float(weight.min()), float(weight.max())
+    mosaic = np.ones((rows * (side + 1) + 1, cols * (side + 1) + 1))
     for i in range(n):
         r, c = divmod(i, cols)
-        mosaic[r * (side + 1):r * (side + 1) + side, c * (side + 1):c * (side + 1) + side] = \
-            weight[i].reshape(side, side)
-    fig = Figure(figsize=(6, 6.3))
-    ax = fig.add_subplot()
-    ax.imshow(mosaic, cmap="hot_r", interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    save(fig, path)
+        y, x = 1 + r * (side + 1), 1 + c * (side + 1)
+        mosaic[y : y + side, x : x + side] = 1.0 - (weight[i].reshape(side, side) - low) / max(
+            high - low, 1e-12
+        )
+    rgb = colormaps["hot"](np.kron(mosaic, np.ones((scale, scale))))[..., :3] * 255
+    image = Image.fromarray(rgb.astype(np.uint8)).quantize(colors=64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Title", title)
+    image.save(path, optimize=True, pnginfo=info)
 
 
 def save(fig: Any, path: Path) -> None:
@@ -192,11 +261,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("window", "pattern", "mnist", "all"))
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--set", dest="extra", nargs="*", default=[],
-                        help="extra config overrides for every run, e.g. run.n_train=40")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (1 is fastest on a shared 2-core machine)")
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        nargs="*",
+        default=[],
+        help="extra config overrides for every run, e.g. run.n_train=40",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="only draw the figures; do not replace results in results.json",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1 is fastest on a shared 2-core machine)",
+    )
     args = parser.parse_args(argv)
+    global RECORD
+    RECORD = not args.no_record
     torch.set_num_threads(args.threads)
     if args.what in ("window", "all"):
         window(args.extra)

@@ -64,8 +64,11 @@ def window_closed_form(delta_t: float, n: int, period: float, cfg: Any) -> tuple
 @pytest.mark.parametrize("delta_t", [-50.0, -5.0, 0.0, 1.0, 50.0])
 def test_stdp_window_matches_the_kernel_to_1e6(delta_t: float) -> None:
     n, period = 4, 1000.0
-    overrides = ["experiment=stdp_window", f"stimulus.params.delta_t_ms={delta_t}",
-                 f"stimulus.params.n_pairings={n}"]
+    overrides = [
+        "experiment=stdp_window",
+        f"stimulus.params.delta_t_ms={delta_t}",
+        f"stimulus.params.n_pairings={n}",
+    ]
     cfg = compose(overrides)
     _, state = run(overrides)
     m = state.metrics
@@ -111,11 +114,93 @@ def test_arrival_times_pick_the_latest_arrival_before_the_latency() -> None:
     selected = np.array([True, True, False])
     delay = np.array([2.0, 0.5, 0.0])
     np.testing.assert_allclose(arrival_times(pattern, selected, delay, 1.0), [3.0, 4.5, 8.0])
-    np.testing.assert_allclose(arrival_times(pattern, selected, delay, 1.0, before=5.0),
-                               [3.0, 4.5])
+    np.testing.assert_allclose(arrival_times(pattern, selected, delay, 1.0, before=5.0), [3.0, 4.5])
 
 
 def test_selected_afferents_are_strong_pattern_afferents() -> None:
     weight = np.array([0.9, 0.2, 1.0, 0.6])
     mask = np.array([True, True, False, True])
     np.testing.assert_array_equal(select_afferents(weight, mask), [True, False, False, True])
+
+
+# -- kernel_stdp / delay_adjusted ------------------------------------------------------------------
+
+#: 64 streams of 1 s (about 600 presentations): long enough for STDP to pick the pattern.
+PATTERN_SHORT = ("run.n_train=64", "run.steps_per_sample=1000", "run.n_eval=8")
+
+
+def pattern_weights(experiment: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    task = experiment.task
+    weight = experiment.network.connections["input_exc"].weight.detach().double().numpy()
+    return weight, task.source.pattern_mask.cpu().numpy(), task.best_output()
+
+
+@pytest.mark.parametrize("name", ["kernel_stdp", "delay_adjusted"])
+def test_pattern_experiments_pick_pattern_afferents(name: str) -> None:
+    experiment, state = run([f"experiment={name}", "seed=0", *PATTERN_SHORT])
+    weight, mask, best = pattern_weights(experiment)
+    # the noise afferents lose their weight (they start uniform in [0, 0.4], mean 0.2) ...
+    assert weight[:, ~mask].mean() < 0.05
+    # ... and the strongest synapses of the best output all come from pattern afferents
+    top = np.argsort(weight[best])[-8:]
+    assert mask[top].all()
+    assert state.metrics["n_selected"] >= 5
+    # the output already answers most presentations, and rarely anything else
+    assert state.metrics["hit_rate"] >= 0.5
+    assert state.metrics["false_alarms_per_s"] <= 2.0
+
+
+def test_delay_adjusted_shortens_the_delays_of_the_selected_afferents() -> None:
+    experiment, state = run(["experiment=delay_adjusted", "seed=0", *PATTERN_SHORT])
+    m = state.metrics
+    # the causal arrivals' delays shrink (by ~0.1 ms here, ~1 ms in the full run)
+    assert m["delay_mean_end_ms"] < m["delay_mean_start_ms"] - 0.05
+    delay = experiment.network.connections["input_exc"].delay.detach()
+    assert float(delay.min()) >= 0.0 and float(delay.max()) <= 10.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kernel_stdp", "delay_adjusted"])
+def test_pattern_experiments_detect_the_pattern(name: str) -> None:
+    """The shipped CPU-sized run (~50 s): hit rate >= 90 % with <= 1 false alarm per second."""
+    _, state = run([f"experiment={name}", "seed=0"])
+    assert state.metrics["hit_rate"] >= 0.9
+    assert state.metrics["false_alarms_per_s"] <= 1.0
+
+
+# -- MNIST (Diehl & Cook) ----------------------------------------------------------------------------
+
+
+def test_mnist_stdp_cpu_learns_above_chance() -> None:
+    _, state = run(
+        [
+            "experiment=mnist_stdp_cpu",
+            "seed=0",
+            "run.n_train=300",
+            "run.n_eval=200",
+            "run.steps_per_sample=100",
+        ]
+    )
+    assert state.metrics["accuracy"] > 0.2  # chance: 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mnist_stdp_cpu", "mnist_dr_stdp_cpu"])
+def test_mnist_cpu_variants_learn_well_above_chance(name: str) -> None:
+    _, state = run([f"experiment={name}", "seed=0"])
+    assert state.metrics["accuracy"] > 0.2  # chance: 0.1
+
+
+@pytest.mark.parametrize("name", ["mnist_stdp", "mnist_dr_stdp"])
+def test_full_mnist_configs_need_a_folder_and_validate_with_one(
+    name: str, tmp_path, monkeypatch
+) -> None:
+    from runner.config.errors import ConfigError
+
+    monkeypatch.delenv("STDP_RUN_MNIST", raising=False)
+    with pytest.raises(ConfigError, match="stimulus.dataset.root"):
+        validate_config(compose([f"experiment={name}"]))
+    cfg = validate_config(compose([f"experiment={name}", f"stimulus.dataset.root={tmp_path}"]))
+    assert cfg.stimulus.dataset is not None and cfg.stimulus.dataset.source == "mnist"
+    assert cfg.network.populations["exc"].size == 100
+    assert (cfg.run.n_train, cfg.run.n_eval, cfg.run.batch_size) == (50000, 10000, 50)
