@@ -48,8 +48,9 @@ def initial_values(spec: dict[str, Any], shape: tuple[int, ...], gen: torch.Gene
         return torch.full(shape, float(spec.get("value") or 0.0), dtype=torch.float64)
     if kind == "normal":
         out = torch.empty(shape, dtype=torch.float64)
-        return out.normal_(float(spec.get("mean") or 0.0), float(spec.get("std") or 1.0),
-                           generator=gen)
+        return out.normal_(
+            float(spec.get("mean") or 0.0), float(spec.get("std") or 1.0), generator=gen
+        )
     low, high = float(spec.get("low") or 0.0), float(spec.get("high") or 0.0)
     return torch.rand(shape, dtype=torch.float64, generator=gen) * (high - low) + low
 
@@ -67,13 +68,20 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
     network = Network(dt=dt, batch_size=batch)
     for name, pop in net_cfg["populations"].items():
         if pop["kind"] in ("input", "forced"):
-            module: Any = ForcedPopulation(int(pop["size"]), batch_size=batch, dt=dt,
-                                           device=device, dtype=dtype)
+            module: Any = ForcedPopulation(
+                int(pop["size"]), batch_size=batch, dt=dt, device=device, dtype=dtype
+            )
             network.add_population(name, module, driven=True)
         else:
             cls = registry.NEURONS.get(pop["kind"])
-            module = cls(int(pop["size"]), dt=dt, batch_size=batch, device=device, dtype=dtype,
-                         **pop["params"])
+            module = cls(
+                int(pop["size"]),
+                dt=dt,
+                batch_size=batch,
+                device=device,
+                dtype=dtype,
+                **pop["params"],
+            )
             network.add_population(name, module)
     sizes = {name: int(pop["size"]) for name, pop in net_cfg["populations"].items()}
     for name, conn in net_cfg["connections"].items():
@@ -82,18 +90,36 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
         if kind == "dense":
             weight = initial_values(conn["weight_init"], (n_out, n_in), gen)
             max_delay = conn.get("max_delay")
-            delay = (initial_values(conn["delay_init"], (n_out, n_in), gen)
-                     if max_delay is not None else None)
-            module = DenseConnection(n_in, n_out, dt=dt, batch_size=batch, weight=weight.to(dtype),
-                                     delay=None if delay is None else delay.to(dtype),
-                                     max_delay=max_delay, scale=float(conn["scale"]),
-                                     device=device, dtype=dtype)
+            delay = (
+                initial_values(conn["delay_init"], (n_out, n_in), gen)
+                if max_delay is not None
+                else None
+            )
+            module = DenseConnection(
+                n_in,
+                n_out,
+                dt=dt,
+                batch_size=batch,
+                weight=weight.to(dtype),
+                delay=None if delay is None else delay.to(dtype),
+                max_delay=max_delay,
+                scale=float(conn["scale"]),
+                device=device,
+                dtype=dtype,
+            )
         else:
             shape = (n_out, n_in) if kind == "lateral" else (n_out,)
             weight = initial_values(conn["weight_init"], shape, gen).to(dtype)
             cls = registry.CONNECTIONS.get(kind)
-            module = cls(n_out, dt=dt, batch_size=batch, weight=weight,
-                         scale=float(conn["scale"]), device=device, dtype=dtype)
+            module = cls(
+                n_out,
+                dt=dt,
+                batch_size=batch,
+                weight=weight,
+                scale=float(conn["scale"]),
+                device=device,
+                dtype=dtype,
+            )
         network.add_connection(name, module, pre=conn["pre"], post=conn["post"])
     for name in cfg.trainer:
         trainer_cfg = OmegaConf.to_object(cfg.trainer[name])
@@ -108,8 +134,10 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
                     bounds = conn[f"{param}_bounds"]
                     module.updater(param).configure(
                         accumulate=bounds.get("accumulate", "sum"),
-                        upper=_bound(bounds.get("upper")), lower=_bound(bounds.get("lower")),
-                        clamp_min=bounds.get("clamp_min"), clamp_max=bounds.get("clamp_max"),
+                        upper=_bound(bounds.get("upper")),
+                        lower=_bound(bounds.get("lower")),
+                        clamp_min=bounds.get("clamp_min"),
+                        clamp_max=bounds.get("clamp_max"),
                     )
         if conn.get("normalize"):
             hook = _normalizer(module.weight, float(conn["normalize"]["target"]))
@@ -141,8 +169,11 @@ def build_trainer(spec: TrainerConf) -> tuple[Any, dict[str, dict[str, Any]]]:
         kernel_post_kwargs=dict(spec.kernel_post.kwargs),
         kernel_pre_kwargs=dict(spec.kernel_pre.kwargs),
         batch_reduction=registry.REDUCTIONS.get(spec.batch_reduction),
-        **({"delayed": spec.delayed, "interp_tolerance": spec.interp_tolerance}
-           if takes_delay_view else {}),
+        **(
+            {"delayed": spec.delayed, "interp_tolerance": spec.interp_tolerance}
+            if takes_delay_view
+            else {}
+        ),
     )
     cells: dict[str, dict[str, Any]] = {}
     for conn_name in spec.cells:
@@ -160,12 +191,18 @@ def build_trainer(spec: TrainerConf) -> tuple[Any, dict[str, dict[str, Any]]]:
     return trainer, cells
 
 
-def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
-               dtype: torch.dtype) -> Task:
+def build_task(
+    cfg: DictConfig, network: Network, *, device: torch.device, dtype: torch.dtype
+) -> Task:
     """The input and measurement of the experiment, from ``stimulus`` (and ``readout``)."""
     stim = plain(cfg.stimulus)
     run = cfg.run
-    dt, seed, steps, batch = float(cfg.dt), int(cfg.seed), int(run.steps_per_sample), int(run.batch_size)
+    dt, seed, steps, batch = (
+        float(cfg.dt),
+        int(cfg.seed),
+        int(run.steps_per_sample),
+        int(run.batch_size),
+    )
     inputs = [name for name in network.driven]
     if not inputs:
         raise ValueError("network: no population of kind 'input' for the stimulus to drive")
@@ -180,20 +217,39 @@ def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
             return encoder(x.to(dtype), steps=steps, dt=dt, generator=gen, **params)
 
         readout = cfg.get("readout")
-        return ImageTask(images=images, labels=labels, n_train=run.n_train, n_eval=int(run.n_eval),
-                         batch_size=batch, encode=encode, input=inputs[0],
-                         readout=readout.population if readout else None,
-                         n_classes=int(readout.n_classes) if readout else 10,
-                         seed=seed, device=device)
+        return ImageTask(
+            images=images,
+            labels=labels,
+            n_train=run.n_train,
+            n_eval=int(run.n_eval),
+            batch_size=batch,
+            encode=encode,
+            input=inputs[0],
+            readout=readout.population if readout else None,
+            n_classes=int(readout.n_classes) if readout else 10,
+            seed=seed,
+            device=device,
+        )
     if kind == "pattern":
         gen = torch.Generator(device=device).manual_seed(seed + 7919)
-        source = registry.STIMULI.get("pattern")(network.populations[inputs[0]].n, dt=dt,
-                                                 generator=gen, device=device, **params)
+        source = registry.STIMULI.get("pattern")(
+            network.populations[inputs[0]].n, dt=dt, generator=gen, device=device, **params
+        )
         output = _output_population(cfg, network)
         link = _link(network, inputs[0], output)
-        return PatternTask(source=source, n_train=int(run.n_train or 1), n_eval=int(run.n_eval),
-                           batch_size=batch, steps=steps, dt=dt, input=inputs[0], output=output,
-                           seed=seed, device=device, connection=link[0] if link else None)
+        return PatternTask(
+            source=source,
+            n_train=int(run.n_train or 1),
+            n_eval=int(run.n_eval),
+            batch_size=batch,
+            steps=steps,
+            dt=dt,
+            input=inputs[0],
+            output=output,
+            seed=seed,
+            device=device,
+            connection=link[0] if link else None,
+        )
     if kind in ("pairing", "npz"):
         if kind == "pairing":
             pre, post = registry.STIMULI.get("pairing")(dt=dt, **params)
@@ -205,9 +261,16 @@ def build_task(cfg: DictConfig, network: Network, *, device: torch.device,
         watch = tuple(n for n in network.populations if n not in network.driven)
         measure = _link(network, inputs[0], forced) if forced else None
         delta_t = params.get("delta_t_ms") if kind == "pairing" else None
-        return SpikeTrainTask(pre=pre, post=post, input=inputs[0], output=forced, watch=watch,
-                              dt=dt, measure=measure,
-                              delta_t_ms=None if delta_t is None else float(delta_t))
+        return SpikeTrainTask(
+            pre=pre,
+            post=post,
+            input=inputs[0],
+            output=forced,
+            watch=watch,
+            dt=dt,
+            measure=measure,
+            delta_t_ms=None if delta_t is None else float(delta_t),
+        )
     raise ValueError(f"stimulus.kind: no task for {kind!r}")
 
 
@@ -237,7 +300,11 @@ def build_experiment(cfg: DictConfig, *, device: torch.device, dtype: torch.dtyp
     """Everything a run needs, built from a validated config."""
     network = build_network(cfg, device=device, dtype=dtype)
     task = build_task(cfg, network, device=device, dtype=dtype)
-    plan = LoopPlan(epochs=int(cfg.run.epochs), update_every=int(cfg.run.update_every),
-                    log_every=int(cfg.run.log_every), eval_each_epoch=int(cfg.run.n_eval) > 0,
-                    compile=bool(cfg.run.get("compile", False)))
+    plan = LoopPlan(
+        epochs=int(cfg.run.epochs),
+        update_every=int(cfg.run.update_every),
+        log_every=int(cfg.run.log_every),
+        eval_each_epoch=int(cfg.run.n_eval) > 0,
+        compile=bool(cfg.run.get("compile", False)),
+    )
     return Experiment(network, task, plan)
