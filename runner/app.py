@@ -304,6 +304,9 @@ def execute(
             f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
             code=128 + stop.signum,
         )
+    write_figures = getattr(experiment.task, "write_figures", None)
+    if config.logger.plots and callable(write_figures):  # task figures, e.g. detection.png
+        write_figures(run_dir / "plots")
     weights, delays = parameters(experiment.network)
     image_shape, input_conns = image_inputs(config)
     runtime.recorder.save_parameters(
