@@ -22,36 +22,18 @@ class NoHostSync(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+LIF_PARAMS = dict(
+    dt=1.0, rest_v=-65.0, reset_v=-60.0, thresh_v=-52.0, refrac_t=5.0, time_constant=100.0
+)
+
+
 def make_lif(n: int = 1, batch_size: int = 1, **overrides) -> LIF:
-    params = dict(
-        dt=1.0,
-        rest_v=-65.0,
-        reset_v=-60.0,
-        thresh_v=-52.0,
-        refrac_t=5.0,
-        time_constant=100.0,
-        batch_size=batch_size,
-        dtype=F64,
-    )
-    params.update(overrides)
-    return LIF(n, **params)
+    return LIF(n, **{**LIF_PARAMS, "batch_size": batch_size, "dtype": F64, **overrides})
 
 
 def make_alif(n: int = 1, batch_size: int = 1, **overrides) -> ALIF:
-    params = dict(
-        dt=1.0,
-        rest_v=-65.0,
-        reset_v=-60.0,
-        thresh_v=-52.0,
-        refrac_t=5.0,
-        time_constant=100.0,
-        tc_adaptation=20.0,
-        spike_increment=0.5,
-        batch_size=batch_size,
-        dtype=F64,
-    )
-    params.update(overrides)
-    return ALIF(n, **params)
+    params = {**LIF_PARAMS, "tc_adaptation": 20.0, "spike_increment": 0.5}
+    return ALIF(n, **{**params, "batch_size": batch_size, "dtype": F64, **overrides})
 
 
 def spike_steps(neuron, current: torch.Tensor, steps: int) -> list[int]:
