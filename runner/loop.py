@@ -318,6 +318,8 @@ def run_batch(
     steps, size = batch.spikes.shape[0], batch.spikes.shape[1]
     if size != network.batch_size:
         network.set_batch_size(size)
+    step = step or make_step(network)
+    network.plan_batch(steps, compiled=isinstance(step, CompiledStep) and train)
     network.reset_state()
     counts = {p: torch.zeros_like(network.spikes(p), dtype=torch.int32) for p in task.watch}
     raster = (
@@ -332,7 +334,6 @@ def run_batch(
     )
     window = {p: torch.zeros_like(c) for p, c in counts.items()}
     since_log = 0
-    step = step or make_step(network)
     # several steps per compiled call in training (eval keeps one graph of one step)
     chunk = step.steps_per_call if isinstance(step, CompiledStep) and train else 1
     t = 0

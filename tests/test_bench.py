@@ -198,10 +198,12 @@ def test_power_of_two_lags_equal_the_general_formula(dt: float) -> None:
 
 
 @pytest.mark.slow
-def test_compiled_chunks_match_eager() -> None:
+@pytest.mark.parametrize("workload", ["W1-100", "W1-b64"])
+def test_compiled_chunks_match_eager(workload: str) -> None:
+    """Compiled k-step chunks (batch 1) and the factorised batch path (W1-b64) match eager."""
     runs = []
     for compile in (False, True):
-        exp, _ = _experiment("W1-100", "run.steps_per_sample=30", "dtype=float32")
+        exp, _ = _experiment(workload, "run.steps_per_sample=30", "dtype=float32")
         batch = next(iter(exp.task.batches("train", 0)))
         step = make_step(exp.network, compile=compile, steps_per_call=10 if compile else None)
         with torch.no_grad():
@@ -217,6 +219,8 @@ def test_compiled_chunks_match_eager() -> None:
                 step=step,
             )
         runs.append((exp.network.connections["input_exc"].weight.clone(), record))
+        cell = exp.network.trainers["weight"].cells["input_exc"]
+        assert cell.separable == (compile and workload == "W1-b64")
     (w_eager, _), (w_compiled, _) = runs
     assert torch.allclose(w_eager, w_compiled, rtol=0, atol=1e-5)
 

@@ -45,6 +45,7 @@ def _run(
     max_delay: float | None,
     steps: int,
     seed: int = 0,
+    separable: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     n_in, n_out, batch = 7, 5, 3
@@ -70,7 +71,8 @@ def _run(
     else:
         trainers = [DelayAdjustedKernelSTDP(**kw), DelayAdjustedKernelSTDPD(**kw)]
     for trainer in trainers:
-        trainer.register_cell("c", conn, post)
+        cell = trainer.register_cell("c", conn, post)
+        cell.separable = separable  # the factorised batch path (compiled steps pick it)
     conn.updater("weight").configure(upper=Bound("multiplicative", 1.0), clamp_min=0.0)
     if "delay" in conn.updaters:
         conn.updater("delay").configure(clamp_min=0.0, clamp_max=max_delay)
@@ -104,3 +106,64 @@ def test_fast_path_matches_plain_path(
     tol = 1e-9 if dtype == torch.float64 else 1e-5
     for a, b in zip(fast, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dt", [1.0, 0.7])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_separable_path_matches_plain_path(dtype: torch.dtype, dt: float, reduction: str) -> None:
+    args = {"dtype": dtype, "dt": dt, "reduction": reduction, "max_delay": None, "steps": 400}
+    fast = _run("kstdp", False, separable=True, **args)
+    plain = _run("kstdp", True, **args)
+    tol = 1e-9 if dtype == torch.float64 else 1e-5
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize(
+    ("lr_post", "lr_pre"), [(0.02, -0.021), (-0.02, 0.021), (0.02, 0.021), (-0.02, -0.021), (0, -1)]
+)
+def test_separable_path_routes_each_kernel_by_its_sign(lr_post: float, lr_pre: float) -> None:
+    """Hebbian, anti-Hebbian, LTP-only and LTD-only signs give the plain path's (pos, neg)."""
+    gen = torch.Generator().manual_seed(11)
+    batch, n_in, n_out = 4, 9, 6
+    pre = torch.rand(60, batch, n_in, generator=gen) < 0.15
+    post_spikes = torch.rand(60, batch, n_out, generator=gen) < 0.1
+    parts = []
+    for plain in (False, True):
+        w = torch.zeros(n_out, n_in, dtype=torch.float64)
+        conn = DenseConnection(n_in, n_out, dt=1.0, batch_size=batch, weight=w)
+        post = SpikeAges((batch, n_out), dt=1.0, dtype=torch.float64)
+        kw = {
+            "kernel_post_kwargs": {"learning_rate": lr_post, "time_constant": 12.0},
+            "kernel_pre_kwargs": {"learning_rate": lr_pre, "time_constant": 9.0},
+        }
+        trainer = KernelSTDP(**(_plain(**kw) if plain else kw))
+        cell = trainer.register_cell("c", conn, post)
+        cell.separable = not plain
+        with torch.no_grad():
+            for t in range(60):
+                conn(pre[t])
+                post.observe(post_spikes[t])
+                trainer()
+        updater = conn.updater("weight")
+        parts.append(updater.accumulated())
+    for a, b in zip(*parts, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert parts[0][0].abs().sum() + parts[0][1].abs().sum() > 0
+
+
+def test_plan_batch_takes_the_separable_path_only_where_it_is_exact() -> None:
+    conn = DenseConnection(5, 3, dt=1.0, batch_size=4, weight=torch.zeros(3, 5))
+    post = SpikeAges((4, 3), dt=1.0)
+    cell = KernelSTDP(**KW).register_cell("c", conn, post)  # time constants 12 and 9 ms
+    cell.plan_batch(250, compiled=True)
+    assert cell.separable and not cell.cache_valid
+    cell.plan_batch(250, compiled=False)  # eager: the kernel cache is faster
+    assert not cell.separable
+    cell.plan_batch(9 * 80 + 1, compiled=True)  # e^(age/tau) would leave float32's range
+    assert not cell.separable
+    single = DenseConnection(5, 3, dt=1.0, batch_size=1, weight=torch.zeros(3, 5))
+    one = KernelSTDP(**KW).register_cell("c", single, SpikeAges((1, 3), dt=1.0))
+    one.plan_batch(250, compiled=True)  # batch 1: the cache touches only spiking rows
+    assert not one.separable

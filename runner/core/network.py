@@ -166,6 +166,11 @@ class Network(nn.Module):
             if hasattr(module, "set_batch_size"):
                 cast(Any, module).set_batch_size(batch_size)
 
+    def plan_batch(self, steps: int, *, compiled: bool) -> None:
+        """Tell the trainers the next batch runs ``steps`` steps from rest (path choice)."""
+        for trainer in self.trainers.values():
+            cast(Any, trainer).plan_batch(steps, compiled=compiled)
+
     def refresh_caches(self) -> None:
         """Rebuild stale trainer caches (host-side checks; call outside a compiled step)."""
         for trainer in self.trainers.values():

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from runner.core.ages import SpikeAges
 from runner.core.dense import DenseConnection
 from runner.core.kernels import KERNELS, Kernel, exp_stdp_post, exp_stdp_pre
-from runner.core.reductions import LINEAR_REDUCTIONS, REDUCTIONS, Reduction
+from runner.core.reductions import LINEAR_REDUCTIONS, REDUCTIONS, Reduction, batch_mean
+from runner.core.separable import separable_exp_sums
 
 KernelSpec = str | Kernel
 ReductionSpec = str | Reduction | None
@@ -65,6 +66,10 @@ def resolve_reduction(reduction: ReductionSpec) -> Reduction:
 #: Exponents below which the fused path writes 0 instead of calling exp (whose result would be
 #: subnormal or 0, a slow path on x86); the dropped terms are below 2e-35 (float32).
 UNDERFLOW_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}
+
+#: Largest ``age / time constant`` for the factorised path: its factors ``e^(±age/τ)`` stay
+#: normal numbers (float32 overflows past e^88) and wrong-side products stay finite.
+SEPARABLE_SPAN = {torch.float32: 80.0, torch.float64: 700.0}
 
 #: Stand-ins for "no spike yet" in the fused path: pre and post differ, so Δ is never 0 or NaN.
 FAR_PRE_AGE, FAR_POST_AGE = 1e30, 3e30
@@ -112,6 +117,9 @@ class Cell(nn.Module):
         self.batch_reduction = resolve_reduction(settings["batch_reduction"])
         self.delayed = bool(settings.get("delayed", False))
         self.interp_tolerance = float(settings.get("interp_tolerance", 0.0))
+        self.numbers_only = not any(True for _ in self.kernel_post_kwargs.buffers()) and not any(
+            True for _ in self.kernel_pre_kwargs.buffers()
+        )
         self.fused = (
             self.kernel_post is exp_stdp_post
             and self.kernel_pre is exp_stdp_pre
@@ -120,6 +128,8 @@ class Cell(nn.Module):
         # the incremental kernel cache (see enable_cache); off until a trainer enables it
         self.register_buffer("kernel_cache", None, persistent=False)
         self.cache_valid = False
+        # the factorised batch path (see separable_parts); chosen per batch by plan_batch
+        self.separable = False
 
     def update_parts(self, delta: Tensor) -> tuple[Tensor, Tensor]:
         """``(pos, neg)`` of shape ``[O, I]`` from the time differences ``delta [B, O, I]``."""
@@ -144,7 +154,52 @@ class Cell(nn.Module):
         ``delta`` must come from sentinel ages (:func:`far_ages`): no NaN, and every pair with a
         missing spike lies so far from 0 that both kernels are exactly 0 there.
         """
+        if self.numbers_only:
+            return self._fused_exp_routed(delta)
         return self._split(self._fused_exp_values(delta), scratch=True)
+
+    def _fused_exp_routed(self, delta: Tensor) -> tuple[Tensor, Tensor]:
+        """The fused path for number kwargs: each kernel's batch sum goes whole to one part.
+
+        With number learning rates each kernel has one sign, so ``max(K, 0)`` and ``min(K, 0)``
+        need no per-element select: the two kernels' unscaled values ``e^(-|Δ|/τ)`` are split by
+        the causal mask ``c`` (``e c`` and ``e - e c``, both exact), reduced, and scaled by their
+        learning rates. In eager mode this avoids ``torch.where`` over ``[B, O, I]`` (slow on the
+        CPU) and one temporary. ``delta`` is overwritten.
+        """
+        post, pre = self.kernel_post_kwargs.numbers, self.kernel_pre_kwargs.numbers
+        # 1 where Δ >= 0 (post kernel), else 0: sign + 1 clamped at 1, three cheap vector passes
+        # (a bool mask and its conversion, torch.heaviside or torch.where are several times slower)
+        causal = delta.sign().add_(1.0).clamp_max_(1.0)
+        inv_post, inv_pre = 1.0 / float(post["time_constant"]), 1.0 / float(pre["time_constant"])
+        e = delta.abs_()
+        if inv_post == inv_pre:
+            e.mul_(-inv_post)
+        else:  # exponent scale -1/τ- + c (1/τ- - 1/τ+)
+            e.mul_(causal * (inv_pre - inv_post) - inv_pre)
+        floor = UNDERFLOW_FLOOR.get(delta.dtype, -math.inf)
+        if math.isfinite(floor):  # as in _fused_exp_values: underflowing terms are dropped
+            nn.functional.threshold(e.clamp_min_(floor).exp_(), math.exp(floor), 0.0, True)
+        else:
+            e.exp_()
+        e_post = e * causal
+        e_pre = e.sub_(e_post)
+        reduce = self.batch_reduction
+        pos: Tensor | None = None
+        neg: Tensor | None = None
+        for values, lr in (
+            (e_post, float(post["learning_rate"])),
+            (e_pre, float(pre["learning_rate"])),
+        ):
+            if lr == 0:
+                continue
+            part = reduce(values, 0).mul_(abs(lr))
+            if lr > 0:
+                pos = part if pos is None else pos.add_(part)
+            else:
+                neg = part if neg is None else neg.add_(part)
+        zeros = delta.new_zeros(delta.shape[1:])
+        return (zeros if pos is None else pos), (torch.zeros_like(zeros) if neg is None else neg)
 
     def _split(self, k: Tensor, *, scratch: bool = False) -> tuple[Tensor, Tensor]:
         """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension).
@@ -206,7 +261,7 @@ class Cell(nn.Module):
 
     def refresh_cache(self) -> None:
         """Recompute the whole cache from the ages if it is stale (host-side check)."""
-        if self.kernel_cache is not None and not self.cache_valid:
+        if self.kernel_cache is not None and not self.cache_valid and not self.separable:
             assert self.connection.pre_ages is not None
             if self.kernel_cache.shape[0] != self.post_ages.age.shape[0]:
                 self.set_batch_size(self.post_ages.age.shape[0])
@@ -237,6 +292,49 @@ class Cell(nn.Module):
         new = torch.where((a_post == 0).unsqueeze(2), row, torch.where(seen, k, 0.0))
         k.copy_(torch.where((a_pre == 0).unsqueeze(1), col.unsqueeze(2), new))
         return self._split(k)
+
+    # ------------------------------------------------------------ factorised (separable) path
+    def plan_batch(self, steps: int, *, compiled: bool) -> None:
+        """Choose the factorised path for the next batch of ``steps`` steps (ages start at NaN).
+
+        Taken for batches of several samples in a compiled step, when the ages (at most
+        ``steps * dt`` after the reset at the batch start) keep every factor a normal number:
+        ``steps * dt <= SEPARABLE_SPAN * tau`` for both time constants. Otherwise the kernel cache
+        is used, which is rebuilt from the ages when the factorised path was used before.
+        """
+        conn = self.connection
+        taus = (self.kernel_post_kwargs.numbers, self.kernel_pre_kwargs.numbers)
+        span = SEPARABLE_SPAN.get(conn.weight.dtype, 0.0)
+        self.separable = (
+            self.kernel_cache is not None
+            and compiled
+            and conn.batch_size > 1
+            and all(steps * conn.dt <= span * float(kw["time_constant"]) for kw in taus)
+        )
+        if self.separable:
+            self.cache_valid = False  # not advanced while the factorised path runs
+
+    def separable_parts(self) -> tuple[Tensor, Tensor]:
+        """``(pos, neg)`` of the undelayed exp kernels without an exponential per synapse.
+
+        See :mod:`runner.core.separable`. Each kernel's sign is that of its learning rate (a
+        number here), so its batch sum goes whole to ``pos`` or to ``neg``.
+        """
+        assert self.connection.pre_ages is not None
+        a_pre, a_post = self.connection.pre_ages.age, self.post_ages.age
+        post, pre = self.kernel_post_kwargs.numbers, self.kernel_pre_kwargs.numbers
+        sums = separable_exp_sums(
+            a_pre, a_post, float(post["time_constant"]), float(pre["time_constant"])
+        )
+        scale = 1.0 / a_pre.shape[0] if self.batch_reduction is batch_mean else 1.0
+        pos, neg = torch.zeros_like(sums[0]), torch.zeros_like(sums[0])
+        for g, kw in zip(sums, (post, pre), strict=True):
+            lr = float(kw["learning_rate"]) * scale
+            if lr > 0:
+                pos = pos.add(g, alpha=lr)
+            elif lr < 0:
+                neg = neg.sub(g, alpha=lr)
+        return pos, neg
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate the cache for ``batch_size`` samples (rebuilt on the next step)."""
@@ -343,7 +441,9 @@ class KernelTrainer(nn.Module):
             return
         for cell in self.cells.values():
             assert isinstance(cell, Cell)
-            if cell.cached:
+            if cell.separable:
+                pos, neg = cell.separable_parts()
+            elif cell.cached:
                 pos, neg = cell.cached_parts()
             else:
                 pos, neg = cell.update_parts(self.time_difference(cell, far=cell.fused))
@@ -354,6 +454,12 @@ class KernelTrainer(nn.Module):
         for cell in self.cells.values():
             assert isinstance(cell, Cell)
             cell.refresh_cache()
+
+    def plan_batch(self, steps: int, *, compiled: bool) -> None:
+        """Let each cell pick its fastest exact path for a batch of ``steps`` steps."""
+        for cell in self.cells.values():
+            assert isinstance(cell, Cell)
+            cell.plan_batch(steps, compiled=compiled)
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate the cells' per-sample caches for ``batch_size`` samples."""
