@@ -3,6 +3,7 @@
     python scripts/bench.py                                   # all CPU workloads, 1 thread
     python scripts/bench.py --workloads W1-100,W2-100 --json bench.json
     python scripts/bench.py --quick                           # tiny sizes (the smoke test)
+    python scripts/bench.py --workloads replay --inferno-python /work/infvenv/bin/python
 
 Every workload is built through the runner's own config path (Hydra Compose API ->
 ``runner.build.build_experiment``) and timed through ``runner.loop.run_batch`` with the step of
@@ -11,6 +12,10 @@ spikes from the same initial parameters in the same run. Each side runs in a fre
 its peak resident memory (``ru_maxrss``) is its own; a bare ``import torch`` process gives the
 baseline. Reported: the median of ``--repeats`` timed batches after one untimed batch (which also
 compiles), steps/s (batch 1) or samples/s, and ratios ``engine time / minimal time``.
+
+The ``replay`` workload times ``stdp-run replay`` as a whole process; given a Python with
+inferno-ai 0.0.5 (``--inferno-python`` or ``$STDP_RUN_INFERNO_PYTHON``), it times
+``scripts/inferno_replay.py`` on the same case in the same run and reports the speed-up.
 """
 
 from __future__ import annotations
@@ -458,31 +463,125 @@ def bench_workload(
     return row
 
 
+#: inferno-ai 0.0.5's time for the default replay case, from the issue (used without the oracle).
+ISSUE_INFERNO_S = 60.0
+
+
+def _inferno_python(opts: argparse.Namespace) -> str | None:
+    """The oracle's interpreter: ``--inferno-python`` or ``$STDP_RUN_INFERNO_PYTHON``."""
+    return opts.inferno_python or os.environ.get("STDP_RUN_INFERNO_PYTHON") or None
+
+
+def _timed_process(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run ``cmd`` to completion: wall seconds, CPU seconds and peak RSS of that process alone."""
+    with log.open("w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # reaps it: its own rusage, not all children's
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024.0,
+        "rc": proc.returncode,
+        "tail": log.read_text()[-300:].strip(),
+    }
+
+
+def _trajectory_diff(a: Path, b: Path) -> dict[str, float]:
+    """Largest absolute difference of the weight and delay trajectories of two replay outputs."""
+    import numpy as np
+
+    with np.load(a) as x, np.load(b) as y:
+        return {
+            key: float(np.abs(x[key].astype(np.float64) - y[key].astype(np.float64)).max())
+            for key in ("weight", "delay")
+        }
+
+
 def bench_replay(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """``stdp-run replay`` of a large DR-STDP case, timed as a whole process (median)."""
+    """``stdp-run replay`` of a large DR-STDP case, timed as a whole process (median).
+
+    With an inferno interpreter (``--inferno-python`` / ``$STDP_RUN_INFERNO_PYTHON``),
+    ``scripts/inferno_replay.py`` replays the same case as a whole process in the same run,
+    alternating with ours, and the ratio of the medians and the largest trajectory difference are
+    reported. Without one, the issue's 60 s stands in, labelled as such.
+    """
     case = work / "replay_dr_stdp_b16.npz"
     sizes = ["--batch", "2", "--n-out", "10", "--steps", "20"] if opts.quick else []
     subprocess.run(
         [sys.executable, str(HERE / "make_replay_case.py"), str(case), *sizes], check=True
     )
-    exe = Path(sys.executable).with_name("stdp-run")
-    cmd = [str(exe), "replay", str(case), "--out", str(work / "replay_out.npz")]
     env = {**os.environ, "OMP_NUM_THREADS": str(opts.threads)}
-    times = []
-    for _ in range(max(opts.repeats, 1)):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            return {"workload": "replay", "error": proc.stderr.strip()[-300:]}
-    seconds = statistics.median(times)
-    return {
+    ours_out, inf_out = work / "replay_out.npz", work / "replay_inferno_out.npz"
+    sides = {"ours": [str(Path(sys.executable).with_name("stdp-run")), "replay", str(case)]}
+    sides["ours"] += ["--out", str(ours_out)]
+    oracle = _inferno_python(opts)
+    if oracle:
+        sides["inferno"] = [oracle, str(HERE / "inferno_replay.py"), str(case)]
+        sides["inferno"] += ["--out", str(inf_out), "--threads", str(opts.threads)]
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    errors: dict[str, str] = {}
+    for _ in range(max(opts.repeats, 1)):  # alternate, so load changes hit both sides alike
+        for side, cmd in sides.items():
+            if side in errors:
+                continue
+            res = _timed_process(cmd, env, work / f"replay_{side}.log")
+            if res["rc"] != 0:
+                errors[side] = res["tail"] or f"exit status {res['rc']}"
+            runs[side].append(res)
+    if "ours" in errors:
+        return {"workload": "replay", "error": errors["ours"]}
+
+    def summary(side: str) -> dict[str, Any]:
+        done = runs[side]
+        return {
+            "times_s": [r["wall_s"] for r in done],
+            "cpu_s": [r["cpu_s"] for r in done],
+            "rss_mb": max(r["rss_mb"] for r in done),
+        }
+
+    ours = summary("ours")
+    seconds = statistics.median(ours["times_s"])
+    row: dict[str, Any] = {
         "workload": "replay",
         "unit": "s",
         "engine_rate": seconds,
-        "times_s": times,
-        "vs_inferno_60s": None if opts.quick else 60.0 / seconds,  # the issue's inferno time
+        "engine_cpu_rate": statistics.median(ours["cpu_s"]),
+        **ours,
     }
+    if oracle and "inferno" not in errors:
+        inf = summary("inferno")
+        row["inferno"] = {"python": oracle, **inf}
+        row["inferno_s"] = statistics.median(inf["times_s"])
+        row["inferno_cpu_s"] = statistics.median(inf["cpu_s"])
+        row["vs_inferno"] = row["inferno_s"] / seconds  # > 1: we are faster
+        row["vs_inferno_cpu"] = row["inferno_cpu_s"] / row["engine_cpu_rate"]
+        row["inferno_max_abs_diff"] = _trajectory_diff(ours_out, inf_out)
+        return row
+    if oracle:
+        row["inferno"] = {"python": oracle, "error": errors["inferno"]}
+    if not opts.quick:  # the issue's figure is for the full-size case only
+        row["vs_inferno_issue_60s"] = ISSUE_INFERNO_S / seconds
+    return row
+
+
+def _replay_cells(r: dict[str, Any]) -> list[str]:
+    """Table cells of the replay row: our seconds, inferno's and the speed-up (wall [cpu])."""
+    ours = f"{r['engine_rate']:.2f} [{r['engine_cpu_rate']:.2f}]"
+    diff = "-"
+    if "vs_inferno" in r:
+        ratio = (
+            f"inferno {r['inferno_s']:.2f} s [{r['inferno_cpu_s']:.2f}]: "
+            f"{r['vs_inferno']:.1f}x [{r['vs_inferno_cpu']:.1f}x] faster"
+        )
+        diff = format(max(r["inferno_max_abs_diff"].values()), ".1e")
+    else:
+        why = "inferno failed: see JSON" if "inferno" in r else "inferno not run"
+        issue = r.get("vs_inferno_issue_60s")
+        ratio = f"{issue:.1f}x vs the issue's 60 s ({why})" if issue else why
+    return [ours, "-", "-", "-", ratio, f"{r['rss_mb']:,.0f}", "-", diff]
 
 
 def print_table(rows: list[dict[str, Any]], load: str) -> None:
@@ -522,17 +621,7 @@ def print_table(rows: list[dict[str, Any]], load: str) -> None:
             table.add_row(r["workload"], "[red]" + (r.get("error") or r["engine"]["error"])[:60])
             continue
         if r["workload"] == "replay":
-            table.add_row(
-                "replay (s)",
-                fmt(r["engine_rate"], ".2f"),
-                "-",
-                "-",
-                "-",
-                f"{r['vs_inferno_60s']:.0f}x vs inferno 60 s" if r["vs_inferno_60s"] else "-",
-                "-",
-                "-",
-                "-",
-            )
+            table.add_row("replay (s)", *_replay_cells(r))
             continue
         diff = [r.get(f"weight_diff_{m}") for m in ("eager", "compiled", "cached")]
         ratio = (
@@ -567,6 +656,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="keep cases and weights here (debugging)")
+    parser.add_argument(
+        "--inferno-python",
+        metavar="PATH",
+        help="python with inferno-ai 0.0.5: time scripts/inferno_replay.py against our replay "
+        "(default: $STDP_RUN_INFERNO_PYTHON)",
+    )
     parser.add_argument(
         "--child", choices=("engine", "minimal", "baseline"), help=argparse.SUPPRESS
     )
