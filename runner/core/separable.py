@@ -26,20 +26,22 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-SumsFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-
 
 def factors(age: Tensor, scale_post: float, scale_pre: float) -> Tensor:
     """``[3, N, B]``: the ages and ``e^(age * scale)`` for both kernels (0 where NaN), batch last."""
-    out = age.new_empty((3, age.shape[1], age.shape[0]))
-    out[0].copy_(age.t())
-    # exp of NaN (or of an underflowing exponent) takes a slow path several times slower:
-    # exponentiate 0 there and zero the result
-    missing = age != age
-    clean = age.masked_fill(missing, 0.0)
-    for row, scale in ((1, scale_post), (2, scale_pre)):
-        out[row].copy_(torch.mul(clean, scale).exp_().masked_fill_(missing, 0.0).t())
-    return out
+    seen = age == age
+    clean = torch.where(seen, age, 0.0)  # exp of NaN takes a slow path: exponentiate 0 instead
+    post = torch.where(seen, torch.exp(clean * scale_post), 0.0)
+    pre = torch.where(seen, torch.exp(clean * scale_pre), 0.0)
+    return torch.stack([age, post, pre]).transpose(1, 2).contiguous()
+
+
+def factor_pair(
+    a_pre: Tensor, a_post: Tensor, tau_post: float, tau_pre: float
+) -> tuple[Tensor, Tensor]:
+    """Input factors ``[3, I, B]`` and output factors ``[3, O, B]`` for :func:`gated_sums`."""
+    inv_post, inv_pre = 1.0 / tau_post, 1.0 / tau_pre
+    return factors(a_pre, -inv_post, inv_pre), factors(a_post, inv_post, -inv_pre)
 
 
 def gated_sums(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,23 +52,22 @@ def gated_sums(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     return g_post, g_pre
 
 
-_compiled: SumsFn | None = None
+_compiled: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {}
 
 
-def _compiled_gated_sums() -> SumsFn:
-    global _compiled
-    if _compiled is None:
-        _compiled = torch.compile(gated_sums, fullgraph=True, dynamic=False)
-    return _compiled
+def _compiled_fn(fn: Callable[..., tuple[Tensor, Tensor]]) -> Callable[..., tuple[Tensor, Tensor]]:
+    """``fn`` compiled on its own (once per process; shapes and time constants specialise)."""
+    if fn.__name__ not in _compiled:
+        _compiled[fn.__name__] = torch.compile(fn, fullgraph=True, dynamic=False)
+    return _compiled[fn.__name__]
 
 
 @torch.library.custom_op("stdp_run::separable_exp_sums", mutates_args=())
 def _separable_exp_sums_op(
     a_pre: Tensor, a_post: Tensor, tau_post: float, tau_pre: float
 ) -> tuple[Tensor, Tensor]:
-    x = factors(a_pre, -1.0 / tau_post, 1.0 / tau_pre)
-    w = factors(a_post, 1.0 / tau_post, -1.0 / tau_pre)
-    return _compiled_gated_sums()(x, w)
+    x, w = _compiled_fn(factor_pair)(a_pre, a_post, tau_post, tau_pre)
+    return _compiled_fn(gated_sums)(x, w)
 
 
 @_separable_exp_sums_op.register_fake
@@ -85,6 +86,4 @@ def separable_exp_sums(
     """
     if torch.compiler.is_compiling():
         return _separable_exp_sums_op(a_pre, a_post, tau_post, tau_pre)
-    x = factors(a_pre, -1.0 / tau_post, 1.0 / tau_pre)
-    w = factors(a_post, 1.0 / tau_post, -1.0 / tau_pre)
-    return gated_sums(x, w)
+    return gated_sums(*factor_pair(a_pre, a_post, tau_post, tau_pre))

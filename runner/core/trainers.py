@@ -261,14 +261,16 @@ class Cell(nn.Module):
 
     def refresh_cache(self) -> None:
         """Recompute the whole cache from the ages if it is stale (host-side check)."""
-        if self.kernel_cache is not None and not self.cache_valid and not self.separable:
-            assert self.connection.pre_ages is not None
-            if self.kernel_cache.shape[0] != self.post_ages.age.shape[0]:
-                self.set_batch_size(self.post_ages.age.shape[0])
-            a_pre = far_ages(self.connection.pre_ages.age, FAR_PRE_AGE).unsqueeze(1)
-            a_post = far_ages(self.post_ages.age, FAR_POST_AGE).unsqueeze(2)
-            self.kernel_cache.copy_(self._fused_exp_values(a_pre - a_post))
-            self.cache_valid = True
+        if self.kernel_cache is None or self.cache_valid or self.separable or not self.training:
+            return  # fresh, unused this batch, or not trained (train() marks it stale again)
+        assert self.connection.pre_ages is not None
+        if self.kernel_cache.shape[0] != self.post_ages.age.shape[0]:
+            self.set_batch_size(self.post_ages.age.shape[0])
+            assert self.kernel_cache is not None
+        a_pre = far_ages(self.connection.pre_ages.age, FAR_PRE_AGE).unsqueeze(1)
+        a_post = far_ages(self.post_ages.age, FAR_POST_AGE).unsqueeze(2)
+        self.kernel_cache.copy_(self._fused_exp_values(a_pre - a_post))
+        self.cache_valid = True
 
     def cached_parts(self) -> tuple[Tensor, Tensor]:
         """``(pos, neg)`` from the cache, advanced by this step's spikes (ages == 0)."""
@@ -489,10 +491,7 @@ class KernelSTDP(KernelTrainer):
             conn.track_age_history()
         elif conn.delays_active:
             conn.track_arrival_ages()
-        numbers = not any(True for _ in cell.kernel_post_kwargs.buffers()) and not any(
-            True for _ in cell.kernel_pre_kwargs.buffers()
-        )
-        if cell.fused and numbers and not conn.delays_active:
+        if cell.fused and cell.numbers_only and not conn.delays_active:
             cell.enable_cache()
 
     def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
