@@ -167,3 +167,18 @@ def test_plan_batch_takes_the_separable_path_only_where_it_is_exact() -> None:
     one = KernelSTDP(**KW).register_cell("c", single, SpikeAges((1, 3), dt=1.0))
     one.plan_batch(250, compiled=True)  # batch 1: the cache touches only spiking rows
     assert not one.separable
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_separable_sums_on_cuda_match_cpu() -> None:
+    from runner.core.separable import separable_exp_sums
+
+    gen = torch.Generator().manual_seed(2)
+    a_pre = torch.floor(torch.rand(8, 30, generator=gen) * 40)
+    a_post = torch.floor(torch.rand(8, 5, generator=gen) * 40)
+    a_pre[torch.rand(8, 30, generator=gen) < 0.3] = float("nan")
+    cpu = separable_exp_sums(a_pre, a_post, 12.0, 9.0)
+    gpu = separable_exp_sums(a_pre.cuda(), a_post.cuda(), 12.0, 9.0)
+    for a, b in zip(cpu, gpu, strict=True):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-6)

@@ -299,7 +299,7 @@ class Cell(nn.Module):
     def plan_batch(self, steps: int, *, compiled: bool) -> None:
         """Choose the factorised path for the next batch of ``steps`` steps (ages start at NaN).
 
-        Taken for batches of several samples in a compiled step, when the ages (at most
+        Taken on the CPU for batches of several samples in a compiled step, when the ages (at most
         ``steps * dt`` after the reset at the batch start) keep every factor a normal number:
         ``steps * dt <= SEPARABLE_SPAN * tau`` for both time constants. Otherwise the kernel cache
         is used, which is rebuilt from the ages when the factorised path was used before.
@@ -310,6 +310,7 @@ class Cell(nn.Module):
         self.separable = (
             self.kernel_cache is not None
             and compiled
+            and conn.weight.device.type == "cpu"  # untimed on GPUs so far: the cache path there
             and conn.batch_size > 1
             and all(steps * conn.dt <= span * float(kw["time_constant"]) for kw in taus)
         )
