@@ -184,6 +184,22 @@ class DenseConnection(nn.Module):
             self.arrival_ages.observe(arrived)
         return torch.einsum("boi,oi->bo", arrived.to(self.weight.dtype), self.weight) * gain
 
+    def observe(self, spikes: Tensor) -> None:
+        """One step without transmission: the state changes exactly as in :meth:`forward`.
+
+        For replays, where the postsynaptic spikes are imposed and the current is never read:
+        skips the ``[B, O, I]`` delayed delivery and the weighted sum (the arrivals are still
+        gathered when a trainer tracks their ages).
+        """
+        if self.spikes is None:
+            self._observe_pre(spikes)
+            return
+        self.spikes.push(spikes)
+        self._observe_pre(spikes)
+        if self.arrival_ages is not None:
+            lag = self.lag(dtype=torch.int32 if isinstance(self.spikes, SpikeBits) else torch.long)
+            self.arrival_ages.observe(self.spikes.gather(lag.steps) & lag.valid)
+
     def _observe_pre(self, spikes: Tensor) -> None:
         if self.pre_ages is not None:
             ages = self.pre_ages.observe(spikes)
