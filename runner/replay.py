@@ -76,6 +76,16 @@ def load_case(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, params
 
 
+def _check_matrix(path: Path, key: str, array: np.ndarray, shape: tuple[int, int]) -> None:
+    """``array`` is a float ``[O, I]`` matrix."""
+    _require(array.shape == shape, path, f"{key} must be [O, I] = {shape}, got {array.shape}")
+    _require(
+        np.issubdtype(array.dtype, np.floating),
+        path,
+        f"{key} must be a float array, got {array.dtype}",
+    )
+
+
 def _require(cond: bool, path: Path, message: str) -> None:
     if not cond:
         raise ReplayInputError(f"{path}: {message}")
@@ -106,28 +116,9 @@ def _check_case(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any
         f"post_spikes shape {post.shape} does not match pre_spikes {pre.shape} in T and B",
     )
     n_out = post.shape[2]
-    _require(
-        w0.shape == (n_out, n_in),
-        path,
-        f"weight_init must be [O, I] = {(n_out, n_in)}, got {w0.shape}",
-    )
-    _require(
-        np.issubdtype(w0.dtype, np.floating),
-        path,
-        f"weight_init must be a float array, got {w0.dtype}",
-    )
+    _check_matrix(path, "weight_init", w0, (n_out, n_in))
     if "delay_init" in arrays:
-        d0 = arrays["delay_init"]
-        _require(
-            d0.shape == (n_out, n_in),
-            path,
-            f"delay_init must be [O, I] = {(n_out, n_in)}, got {d0.shape}",
-        )
-        _require(
-            np.issubdtype(d0.dtype, np.floating),
-            path,
-            f"delay_init must be a float array, got {d0.dtype}",
-        )
+        _check_matrix(path, "delay_init", arrays["delay_init"], (n_out, n_in))
     dtype = params.get("dtype", "float64")
     _require(
         _one_of(dtype, ("float32", "float64")),

@@ -75,17 +75,7 @@ def test_minimal_loop_reproduces_the_engine(name: str, incremental: bool) -> Non
         loop.direct.copy_(extra["direct"])
     with torch.no_grad():
         for _ in range(2):  # two batches: the second starts from the first's parameters
-            run_batch(
-                net,
-                task,
-                batch,
-                exp.plan,
-                LoopState(),
-                train=True,
-                probe=None,
-                callbacks=Callbacks(),
-                step=make_step(net),
-            )
+            _train_batch(exp, batch, make_step(net))
             net.after_batch()
             ml.run_batch(loop, ml.make_step(loop, compile=False), batch.spikes)
     assert (conn.weight - w0).abs().max() > 1e-6  # it learned something
@@ -94,6 +84,21 @@ def test_minimal_loop_reproduces_the_engine(name: str, incremental: bool) -> Non
         assert loop.D is not None and torch.allclose(loop.D, conn.delay, rtol=0, atol=1e-9)
     if name == "W3":  # the adaptive thresholds follow too
         assert torch.allclose(loop.exc["theta"], net.populations["exc"].theta, atol=1e-9)
+
+
+def _train_batch(exp: Any, batch: Any, step: Any) -> Any:
+    """One training batch through the loop's own ``run_batch`` (returns its spike record)."""
+    return run_batch(
+        exp.network,
+        exp.task,
+        batch,
+        exp.plan,
+        LoopState(),
+        train=True,
+        probe=None,
+        callbacks=Callbacks(),
+        step=step,
+    )
 
 
 def _kstdp_pair(batch: int, seed: int) -> tuple[Any, ...]:
@@ -207,17 +212,7 @@ def test_compiled_chunks_match_eager(workload: str) -> None:
         batch = next(iter(exp.task.batches("train", 0)))
         step = make_step(exp.network, compile=compile, steps_per_call=10 if compile else None)
         with torch.no_grad():
-            record = run_batch(
-                exp.network,
-                exp.task,
-                batch,
-                exp.plan,
-                LoopState(),
-                train=True,
-                probe=None,
-                callbacks=Callbacks(),
-                step=step,
-            )
+            record = _train_batch(exp, batch, step)
         runs.append((exp.network.connections["input_exc"].weight.clone(), record))
         cell = exp.network.trainers["weight"].cells["input_exc"]
         assert cell.separable == (compile and workload == "W1-b64")

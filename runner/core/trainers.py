@@ -75,6 +75,26 @@ SEPARABLE_SPAN = {torch.float32: 80.0, torch.float64: 700.0}
 FAR_PRE_AGE, FAR_POST_AGE = 1e30, 3e30
 
 
+def route_by_sign(parts: list[tuple[Tensor, float]]) -> tuple[Tensor, Tensor]:
+    """``(pos, neg)`` from per-kernel batch sums ``g`` (unsigned) and their learning rates.
+
+    With a number learning rate a kernel has one sign, so ``lr g`` goes whole to ``pos``
+    (``lr > 0``) or to ``neg`` as ``|lr| g`` (``lr < 0``); no per-element select is needed.
+    """
+    pos: Tensor | None = None
+    neg: Tensor | None = None
+    for g, lr in parts:
+        if lr > 0:
+            pos = g * lr if pos is None else pos.add(g, alpha=lr)
+        elif lr < 0:
+            neg = g * -lr if neg is None else neg.sub(g, alpha=lr)
+    like = parts[0][0]
+    return (
+        torch.zeros_like(like) if pos is None else pos,
+        torch.zeros_like(like) if neg is None else neg,
+    )
+
+
 def far_ages(age: Tensor, far: float) -> Tensor:
     """Ages with NaN ("no spike yet") replaced by a huge sentinel, for the fused exp path.
 
@@ -185,21 +205,12 @@ class Cell(nn.Module):
         e_post = e * causal
         e_pre = e.sub_(e_post)
         reduce = self.batch_reduction
-        pos: Tensor | None = None
-        neg: Tensor | None = None
-        for values, lr in (
-            (e_post, float(post["learning_rate"])),
-            (e_pre, float(pre["learning_rate"])),
-        ):
-            if lr == 0:
-                continue
-            part = reduce(values, 0).mul_(abs(lr))
-            if lr > 0:
-                pos = part if pos is None else pos.add_(part)
-            else:
-                neg = part if neg is None else neg.add_(part)
-        zeros = delta.new_zeros(delta.shape[1:])
-        return (zeros if pos is None else pos), (torch.zeros_like(zeros) if neg is None else neg)
+        return route_by_sign(
+            [
+                (reduce(e_post, 0), float(post["learning_rate"])),
+                (reduce(e_pre, 0), float(pre["learning_rate"])),
+            ]
+        )
 
     def _split(self, k: Tensor, *, scratch: bool = False) -> tuple[Tensor, Tensor]:
         """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension).
@@ -330,14 +341,8 @@ class Cell(nn.Module):
             a_pre, a_post, float(post["time_constant"]), float(pre["time_constant"])
         )
         scale = 1.0 / a_pre.shape[0] if self.batch_reduction is batch_mean else 1.0
-        pos, neg = torch.zeros_like(sums[0]), torch.zeros_like(sums[0])
-        for g, kw in zip(sums, (post, pre), strict=True):
-            lr = float(kw["learning_rate"]) * scale
-            if lr > 0:
-                pos = pos.add(g, alpha=lr)
-            elif lr < 0:
-                neg = neg.sub(g, alpha=lr)
-        return pos, neg
+        rates = (float(post["learning_rate"]) * scale, float(pre["learning_rate"]) * scale)
+        return route_by_sign(list(zip(sums, rates, strict=True)))
 
     def set_batch_size(self, batch_size: int) -> None:
         """Reallocate the cache for ``batch_size`` samples (rebuilt on the next step)."""
