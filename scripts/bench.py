@@ -37,11 +37,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 _BASE = [
+    "~experiment",  # the base config (small network): the default experiment's deltas stay out
     "stimulus=poisson_mnist",
     "network.populations.input.size=784",
     "~network.connections.exc_exc",
     "network.connections.input_exc.normalize=null",
-    "readout=null",
     "run.n_eval=0",
     "dtype=float32",
     "dt=1.0",
@@ -109,8 +109,8 @@ def _recurrent(n: int, steps: int) -> list[str]:
     """
     conns = "network.connections"
     return [
+        "~experiment",
         "stimulus=poisson_digits",
-        "readout=null",
         "run.n_eval=0",
         "dtype=float32",
         f"run.steps_per_sample={steps}",

@@ -164,9 +164,13 @@ def test_kernel_cache_follows_batch_size() -> None:
     post = SpikeAges((2, 3), dt=1.0)
     trainer = KernelSTDP(**KW)
     cell = trainer.register_cell("c", conn, post)
-    trainer.set_batch_size(5)
-    assert cell.kernel_cache is not None and cell.kernel_cache.shape == (5, 3, 4)
+    for module in (conn, post, trainer):
+        module.set_batch_size(5)
+    # dropped at once (learning-free phases at a large batch never allocate [B, O, I]) ...
+    assert cell.kernel_cache is not None and cell.kernel_cache.shape == (0, 3, 4)
     assert not cell.cache_valid
+    cell.refresh_cache()  # ... and rebuilt at the new size by the first training step
+    assert cell.kernel_cache.shape == (5, 3, 4) and cell.cache_valid
 
 
 def test_spike_bits_equal_history() -> None:

@@ -7,6 +7,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from runner.core.connections import CONNECTIONS, DirectConnection, LateralConnection
+from runner.core.dense import DenseConnection
 from runner.core.neurons import LIF
 
 F64 = torch.float64
@@ -146,3 +147,28 @@ def test_forward_does_not_sync_with_the_host():
     with NoHostSync():
         lateral(spikes)
         direct(spikes)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_eval_mode_delayed_current_equals_the_training_path(dtype: torch.dtype) -> None:
+    """Eval mode stacks the per-lag weights into one matrix product; the currents are the
+    training path's up to the order of summation (delays past max_delay transmit nothing)."""
+    gen = torch.Generator().manual_seed(4)
+    w = torch.rand(7, 30, generator=gen, dtype=dtype)
+    d = torch.rand(7, 30, generator=gen, dtype=dtype) * 7.0  # some beyond max_delay = 6
+    conns = [
+        DenseConnection(30, 7, dt=0.5, batch_size=3, weight=w, delay=d, max_delay=6.0, scale=2.0)
+        for _ in range(2)
+    ]
+    conns[1].eval()
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for _ in range(40):
+        x = torch.rand(3, 30, generator=gen) < 0.3
+        train, frozen = conns[0](x), conns[1](x)
+        assert torch.allclose(train, frozen, rtol=tol, atol=tol)
+    conns[1].weight.data.mul_(2.0)  # a change of parameters between evaluations ...
+    conns[1].train()
+    conns[1].eval()  # ... is seen after the next switch to eval mode
+    conns[0].weight.data.mul_(2.0)
+    x = torch.rand(3, 30, generator=gen) < 0.3
+    assert torch.allclose(conns[0](x), conns[1](x), rtol=tol, atol=tol)

@@ -7,7 +7,8 @@ A delay outside ``[0, max_delay]`` transmits nothing. Without delays (``max_dela
 ``y = x @ W.T * scale/dt``.
 
 The connection also keeps what its learning rules read on the presynaptic side, each enabled only
-when a trainer asks for it: the ages of the raw presynaptic spikes, a history of those ages (for
+when a trainer asks for it and advanced only in training mode (in eval mode nothing learns, and
+every batch starts from rest): the ages of the raw presynaptic spikes, a history of those ages (for
 ``KernelSTDP(delayed=True)``, which reads them at the exact continuous delay) and per-synapse ages
 of the last *arrival* (for ``KernelSTDP(delayed=False)`` on a delayed connection).
 """
@@ -15,6 +16,7 @@ of the last *arrival* (for ``KernelSTDP(delayed=False)`` on a delayed connection
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -87,6 +89,7 @@ class DenseConnection(nn.Module):
         self.age_history: History | None = None
         self.arrival_ages: SpikeAges | None = None
         self.updaters = nn.ModuleDict()
+        self._frozen_weight: Tensor | None = None  # eval mode: stacked per-lag weights
 
     # ----------------------------------------------------------------------------------- setup
     def _spike_history(self, device: torch.device | str | None) -> History | SpikeBits:
@@ -174,15 +177,50 @@ class DenseConnection(nn.Module):
         gain = self.scale / self.dt
         if self.spikes is None:
             x = spikes.to(self.weight.dtype)  # a float copy: compiled loops read it fast
-            self._observe_pre(x != 0)
+            if self.training:  # ages feed learning only (a batch starts from rest anyway)
+                self._observe_pre(x != 0)
             return (x @ self.weight.t()) * gain
         self.spikes.push(spikes)
+        if not self.training and isinstance(self.spikes, SpikeBits):
+            return self._frozen_delayed_current(gain)
         lag = self.lag(dtype=torch.int32 if isinstance(self.spikes, SpikeBits) else torch.long)
         arrived = self.spikes.gather(lag.steps) & lag.valid
-        self._observe_pre(spikes)
-        if self.arrival_ages is not None:
-            self.arrival_ages.observe(arrived)
+        if self.training:
+            self._observe_pre(spikes)
+            if self.arrival_ages is not None:
+                self.arrival_ages.observe(arrived)
         return torch.einsum("boi,oi->bo", arrived.to(self.weight.dtype), self.weight) * gain
+
+    def _frozen_delayed_current(self, gain: float) -> Tensor:
+        """The delayed current in eval mode, as one matrix product over the spike history.
+
+        With the parameters fixed (nothing learns in eval mode), ``W_k = W * (lag == k)`` is
+        stacked once into ``[L * I, O]`` and the last ``L`` steps of input spikes ``[B, L * I]``
+        meet it in one product: a few flops per synapse and step instead of a gather of
+        ``[B, O, I]``. Equal to the training path up to the order of the summation.
+        """
+        assert isinstance(self.spikes, SpikeBits)
+        if self._frozen_weight is None:
+            lag = self.lag()
+            steps = torch.arange(self.history_length, device=lag.steps.device).view(-1, 1, 1)
+            picked = (lag.steps.unsqueeze(0) == steps) & lag.valid.unsqueeze(0)  # [L, O, I]
+            stacked = torch.where(picked, self.weight.unsqueeze(0), 0.0)
+            self._frozen_weight = stacked.transpose(1, 2).reshape(-1, self.n_out).contiguous()
+        bits = self.spikes.bits
+        history = self.weight.new_empty((bits.shape[0], self.history_length, self.n_in))
+        bit = torch.empty_like(bits)
+        for k in range(self.history_length):  # per lag: contiguous [B, I] passes, vector code
+            torch.bitwise_right_shift(bits, k, out=bit)
+            history[:, k].copy_(bit.bitwise_and_(1))
+        return (history.reshape(bits.shape[0], -1) @ self._frozen_weight) * gain
+
+    def train(self, mode: bool = True) -> DenseConnection:
+        self._frozen_weight = None  # rebuilt from the current parameters in the next eval
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._frozen_weight = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def observe(self, spikes: Tensor) -> None:
         """One step without transmission: the state changes exactly as in :meth:`forward`.

@@ -8,8 +8,8 @@ One step (all tensor work on the device, no host sync):
    its incoming connections. A connection reads the spikes its presynaptic population emitted
    most recently: this step's if that population comes earlier in the order (feedforward), the
    previous step's otherwise (recurrent and lateral loops get a one-step lag);
-2. spike ages of every population that a learning rule reads;
-3. every trainer pushes its (pos, neg) update parts.
+2. spike ages of every population that a learning rule reads (training mode only);
+3. every trainer pushes its (pos, neg) update parts (training mode only).
 
 Applying the accumulated updates (every k steps) and the weight hooks (after each batch) are
 separate calls, so that the loop decides when they run.
@@ -130,8 +130,9 @@ class Network(nn.Module):
                 spike = self.spikes(name)
                 current = torch.zeros(spike.shape, device=spike.device, dtype=self._float_dtype())
             cast(Any, pop)(current)
-        for name, ages in self.ages.items():
-            cast(SpikeAges, ages).observe(self.spikes(name))
+        if self.training:  # ages feed learning only (in eval mode trainers do nothing)
+            for name, ages in self.ages.items():
+                cast(SpikeAges, ages).observe(self.spikes(name))
         for trainer in self.trainers.values():
             cast(Any, trainer)()
 

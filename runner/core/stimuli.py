@@ -23,6 +23,7 @@ expected count at x = 1; a train would need more than K spikes with a probabilit
 
 from __future__ import annotations
 
+import functools
 import math
 import zipfile
 from collections.abc import Sequence
@@ -100,25 +101,48 @@ def poisson_encode(
     rate = _rates_hz(intensity, max_rate_hz)
     batch, n = rate.shape
     rho = max(_whole_steps(refrac_ms, dt), 1) * dt
+    flat = rate.reshape(-1)
+    draw = functools.partial(
+        _renewal_trains, steps=steps, dt=dt, rho=rho, max_rate_hz=max_rate_hz, generator=generator
+    )
+    if rate.device.type != "cpu":  # all trains at once: selecting would sync with the host
+        return draw(flat)[:steps].view(steps, batch, n)
+    # on the CPU draw only for the trains that fire (most pixels of a digit are blank)
+    active = torch.nonzero(flat > 0).squeeze(1)
+    out = torch.zeros((steps + 1, batch * n), device=rate.device, dtype=torch.bool)
+    if active.numel() > 0:
+        out[:, active] = draw(flat[active])
+    return out[:steps].view(steps, batch, n)
+
+
+def _renewal_trains(
+    rate: Tensor,
+    *,
+    steps: int,
+    dt: float,
+    rho: float,
+    max_rate_hz: float,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``[T + 1, M]`` bool spike trains for ``M`` rates >= 0 (Hz); row T collects the spikes
+    beyond the end (the caller drops it). Intervals as in the module docstring."""
     firing = rate > 0
     mean = torch.where(firing, 1000.0 / rate, math.inf).clamp_min_(rho)  # mean interval (ms)
-    extra = mean - rho  # mean of the exponential part, inf for silent inputs
+    extra = mean - rho  # mean of the exponential part, inf for silent trains
     expected = steps * dt * max_rate_hz / 1000.0
     draws = min(steps, math.ceil(expected + 10.0 * math.sqrt(expected) + 10.0))
     # Exp(1) as -log(1 - U): several times faster than exponential_ on the CPU
-    intervals = torch.rand(
-        (draws, batch, n), generator=generator, device=rate.device, dtype=rate.dtype
-    )
+    shape = (draws, rate.shape[0])
+    intervals = torch.rand(shape, generator=generator, device=rate.device, dtype=rate.dtype)
     intervals.neg_().log1p_().neg_().mul_(extra).add_(rho)
-    u = torch.rand((batch, n), generator=generator, device=rate.device, dtype=rate.dtype)
+    u = torch.rand(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype)
     q = rho / mean  # probability that the first spike falls within the first rho ms
     intervals[0] = torch.where(u < q, u / q * rho, intervals[0])
     times = torch.cumsum(intervals, dim=0)
     times = torch.where(firing, times, math.inf)  # also removes NaN from 0 * inf
     index = torch.floor(times.div_(dt)).clamp_(max=steps).long()
-    out = torch.zeros((steps + 1, batch, n), device=rate.device, dtype=torch.bool)
-    out.scatter_(0, index, True)
-    return out[:steps]
+    trains = torch.zeros((steps + 1, rate.shape[0]), device=rate.device, dtype=torch.bool)
+    return trains.scatter_(0, index, True)
 
 
 def bernoulli_encode(

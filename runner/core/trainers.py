@@ -275,9 +275,10 @@ class Cell(nn.Module):
         if self.kernel_cache is None or self.cache_valid or self.separable or not self.training:
             return  # fresh, unused this batch, or not trained (train() marks it stale again)
         assert self.connection.pre_ages is not None
-        if self.kernel_cache.shape[0] != self.post_ages.age.shape[0]:
-            self.set_batch_size(self.post_ages.age.shape[0])
-            assert self.kernel_cache is not None
+        batch = self.post_ages.age.shape[0]
+        if self.kernel_cache.shape[0] != batch:  # allocated lazily (see set_batch_size)
+            conn = self.connection
+            self.kernel_cache = conn.weight.new_zeros((batch, conn.n_out, conn.n_in))
         a_pre = far_ages(self.connection.pre_ages.age, FAR_PRE_AGE).unsqueeze(1)
         a_post = far_ages(self.post_ages.age, FAR_POST_AGE).unsqueeze(2)
         self.kernel_cache.copy_(self._fused_exp_values(a_pre - a_post))
@@ -345,10 +346,13 @@ class Cell(nn.Module):
         return route_by_sign(list(zip(sums, rates, strict=True)))
 
     def set_batch_size(self, batch_size: int) -> None:
-        """Reallocate the cache for ``batch_size`` samples (rebuilt on the next step)."""
+        """Drop the cache; the first training step at the new size reallocates and rebuilds it.
+
+        Lazy, so that learning-free phases at a large batch never allocate ``[B, O, I]``.
+        """
         if self.kernel_cache is not None:
             conn = self.connection
-            self.kernel_cache = conn.weight.new_zeros((batch_size, conn.n_out, conn.n_in))
+            self.kernel_cache = conn.weight.new_zeros((0, conn.n_out, conn.n_in))
             self.cache_valid = False
 
     def train(self, mode: bool = True) -> Cell:
