@@ -16,7 +16,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +53,13 @@ class Runtime:
     recorder: RunRecorder
     progress: str  # resolved run.progress: rich|plain|off
     run_dir: Path
+    started: float = field(default_factory=time.perf_counter)
+    prior_wall_s: float = 0.0  # wall time of the earlier processes of a resumed run
+    extras: dict[str, Any] = field(default_factory=dict)  # the task's summary entries
+
+    def wall_s(self) -> float:
+        """Wall time of the whole run so far, earlier processes of a resumed run included."""
+        return self.prior_wall_s + time.perf_counter() - self.started
 
 
 def _hydra_select(key: str, default: Any = None) -> Any:
@@ -158,7 +165,12 @@ class RunCallbacks(Callbacks):
         self.runtime, self.network, self.task, self.progress = runtime, network, task, progress
         self.checkpoint_every = checkpoint_every
         self.last: dict[str, float] = {}
-        self._steps = 0  # state.steps at the previous batch end (for steps/s)
+        self._steps = 0  # training steps at the previous batch end (for steps/s)
+        self._excluded = 0.0  # compile and evaluation seconds at the previous batch end
+
+    def resume_at(self, state: LoopState) -> None:
+        """Count progress and throughput from a checkpoint's position."""
+        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
 
     def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
         self.last = metrics
@@ -166,12 +178,27 @@ class RunCallbacks(Callbacks):
             {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
         )
 
+    def on_monitor(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self.runtime.recorder.log_metrics(
+            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
+        )
+        self.last = {**self.last, **metrics}
+        if "val_accuracy" in metrics:
+            log.info(
+                "%d samples seen: validation accuracy %.4g", state.samples, metrics["val_accuracy"]
+            )
+
     def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
         if phase != "train":
             return
-        self.progress.advance(metrics=self.last, steps=state.steps - self._steps)
-        self._steps = state.steps
+        steps = state.train_steps - self._steps
+        excluded = state.compile_s + state.eval_s
+        self.progress.advance(
+            metrics=self.last, steps=steps, exclude_s=excluded - self._excluded
+        )  # fmt: skip
+        self._steps, self._excluded = state.train_steps, excluded
         if self.checkpoint_every > 0 and state.batch % self.checkpoint_every == 0:
+            state.wall_s = self.runtime.wall_s()
             save_checkpoint(self.runtime.run_dir, self.network, self.task, state)
             weights, delays = parameters(self.network)
             tag = f"epoch{state.epoch:03d}_batch{state.batch:06d}"
@@ -197,6 +224,27 @@ def parameters(network: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if getattr(conn, "delay", None) is not None
     }
     return weights, delays
+
+
+def learned_delays(network: Any) -> dict[str, Any]:
+    """Copies of the delays that a learning rule trains, by connection name."""
+    return {
+        name: conn.delay.detach().clone()
+        for name, conn in network.connections.items()
+        if getattr(conn, "delay", None) is not None and "delay" in getattr(conn, "updaters", {})
+    }
+
+
+def distribution(values: Any) -> dict[str, float]:
+    """Mean, std and quantiles (min, 10 %, 25 %, median, 75 %, 90 %, max) of a tensor."""
+    import torch
+
+    flat = values.detach().double().flatten().cpu()
+    points = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0], dtype=torch.float64)
+    names = ("min", "q10", "q25", "median", "q75", "q90", "max")
+    out = {"mean": float(flat.mean()), "std": float(flat.std(unbiased=False))}
+    out.update(zip(names, (float(q) for q in torch.quantile(flat, points)), strict=True))
+    return {k: round(v, 6) for k, v in out.items()}
 
 
 def image_inputs(config: StdpRunConfig) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
@@ -255,7 +303,8 @@ def execute(
     """Build the experiment, run the loop, save the final weights; return the final metrics.
 
     With ``resume_from`` the state is restored from that checkpoint first. SIGINT/SIGTERM stop
-    the loop after the current batch and save a checkpoint to resume from.
+    the loop after the current batch and save a checkpoint to resume from. The task's extra
+    summary entries (confusion matrices, learning curve) are left in ``runtime.extras``.
     """
     from runner.build import build_experiment
     from runner.loop import run_loop
@@ -264,6 +313,7 @@ def execute(
         runtime = setup_runtime(validate_config(cfg), run_dir)
     config = runtime.config
     experiment = build_experiment(cfg, device=runtime.device, dtype=runtime.dtype)
+    start_delays = learned_delays(experiment.network)  # the built values, also when resuming
     n_batches = getattr(experiment.task, "n_batches", None)
     batches = n_batches("train") if callable(n_batches) else 0
     progress = Progress(
@@ -285,9 +335,11 @@ def execute(
         start = load_checkpoint(
             resume_from, experiment.network, experiment.task, device=runtime.device
         )
+        runtime.prior_wall_s = start.wall_s
+        callbacks.resume_at(start)
         log.info("resuming from %s (epoch %d, batch %d)", resume_from, start.epoch + 1, start.batch)
     with progress, StopRequest() as stop:
-        progress.start_epoch(start.epoch if start else 0)
+        progress.start_epoch(start.epoch if start else 0, batch=start.batch if start else 0)
         state = run_loop(
             experiment.network,
             experiment.task,
@@ -297,6 +349,7 @@ def execute(
             should_stop=stop.requested,
         )
     if stop.signum is not None:
+        state.wall_s = runtime.wall_s()
         path = save_checkpoint(run_dir, experiment.network, experiment.task, state)
         name = signal.Signals(stop.signum).name
         raise UserAbort(
@@ -307,10 +360,22 @@ def execute(
     write_figures = getattr(experiment.task, "write_figures", None)
     if config.logger.plots and callable(write_figures):  # task figures, e.g. detection.png
         write_figures(run_dir / "plots")
+    summary = getattr(experiment.task, "summary", None)
+    runtime.extras = summary() if callable(summary) else {}
+    if start_delays:
+        end = learned_delays(experiment.network)
+        runtime.extras["delays"] = {
+            name: {"start": distribution(start_delays[name]), "end": distribution(end[name])}
+            for name in start_delays
+        }
     weights, delays = parameters(experiment.network)
     image_shape, input_conns = image_inputs(config)
     runtime.recorder.save_parameters(
-        weights, delays, image_shape=image_shape, input_connections=input_conns
+        weights,
+        delays,
+        image_shape=image_shape,
+        input_connections=input_conns,
+        initial_delays=start_delays,
     )
     logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
     return {k: float(v) for k, v in state.metrics.items()}
@@ -324,13 +389,12 @@ def run_experiment(
     config = validate_config(cfg)
     out = Path(run_dir) if run_dir is not None else _output_dir()
     runtime = setup_runtime(config, out)
-    info: dict[str, Any] = {"overrides": _task_overrides()}
+    info: dict[str, Any] = {"overrides": _task_overrides() or _saved_overrides(out)}
     if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
         runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
-        info = {"resumed_from": resume_from.name}
-    t0 = time.perf_counter()
+        info["resumed_from"] = resume_from.name
     metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
-    wall = time.perf_counter() - t0
+    wall = runtime.wall_s()
     runtime.recorder.finish(
         metrics,
         name=config.name,
@@ -339,9 +403,19 @@ def run_experiment(
         dtype=config.dtype.value,
         wall_s=round(wall, 3),
         **info,
+        **runtime.extras,
     )
     log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return metrics
+
+
+def _saved_overrides(run_dir: Path) -> list[str]:
+    """The overrides Hydra recorded in a run folder (what a resumed run was started with)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    saved = OmegaConf.load(path)
+    return [str(x) for x in saved] if OmegaConf.is_list(saved) else []
 
 
 def task(cfg: DictConfig) -> dict[str, float]:

@@ -7,6 +7,7 @@ a DictConfig: everything is turned into plain Python values first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from runner import registry
+from runner.compile_policy import CompileChoice, choose_compile
 from runner.config.cells import cell_settings
-from runner.config.schema import TrainerConf
+from runner.config.schema import TrainerConf, compile_mode
 from runner.core.dense import DenseConnection
 from runner.core.hooks import normalize_l1_
 from runner.core.network import Network
@@ -25,6 +27,8 @@ from runner.core.neurons import ForcedPopulation
 from runner.core.updater import Bound
 from runner.loop import LoopPlan, Task
 from runner.tasks import ImageTask, PatternTask, SpikeTrainTask
+
+log = logging.getLogger("runner.build")
 
 
 @dataclass
@@ -210,13 +214,25 @@ def build_task(
     params = dict(stim.get("params") or {})
     if kind in ("poisson", "bernoulli"):
         dataset = stim.get("dataset") or {"source": "sklearn"}
-        images, labels = registry.DATASETS.get(dataset["source"])(root=dataset.get("root"))
+        load = registry.DATASETS.get(dataset["source"])
+        images, labels = load(root=dataset.get("root"))
+        test_images = test_labels = None
+        n_test = run.get("n_test", 0)
+        if n_test != 0:  # the data set's own test split (validated to exist)
+            test_images, test_labels = load(root=dataset.get("root"), split="test")
+            if n_test is not None:
+                test_images, test_labels = test_images[: int(n_test)], test_labels[: int(n_test)]
+        threshold = dataset.get("binarize")
+        if threshold is not None:  # black and white: no faint pixels firing rarely
+            images = (images >= threshold).to(images.dtype)
+            if test_images is not None:
+                test_images = (test_images >= threshold).to(test_images.dtype)
         encoder = registry.STIMULI.get(kind)
 
         def encode(x: Tensor, gen: torch.Generator) -> Tensor:
             return encoder(x.to(dtype), steps=steps, dt=dt, generator=gen, **params)
 
-        readout = cfg.get("readout")
+        readout = plain(cfg.get("readout")) or {}
         return ImageTask(
             images=images,
             labels=labels,
@@ -225,9 +241,16 @@ def build_task(
             batch_size=batch,
             encode=encode,
             input=inputs[0],
-            readout=readout.population if readout else None,
-            n_classes=int(readout.n_classes) if readout else 10,
+            readout=readout.get("population"),
+            n_classes=int(readout.get("n_classes", 10)),
             seed=seed,
+            holdout=str(dataset.get("holdout", "random")),
+            test_images=test_images,
+            test_labels=test_labels,
+            eval_batch_size=eval_batch_size(cfg, device),
+            assign_from=str(readout.get("assign_from", "training")),
+            assign_samples=readout.get("assign_samples"),
+            monitor_samples=int(run.monitor_samples) if int(run.get("eval_every", 0)) else 0,
             device=device,
         )
     if kind == "pattern":
@@ -296,15 +319,54 @@ def _output_population(cfg: DictConfig, network: Network) -> str:
     return neurons[0]
 
 
+#: batch of the learning-free phases when ``run.eval_batch_size`` is null (large enough that a
+#: step's fixed overhead is shared by many samples, small enough for the encoded input)
+EVAL_BATCH = {"cpu": 128, "cuda": 1000}
+
+
+def eval_batch_size(cfg: DictConfig, device: torch.device) -> int:
+    """``run.eval_batch_size``, or the automatic size for ``device`` (never below the batch)."""
+    size = cfg.run.get("eval_batch_size")
+    if size is not None:
+        return int(size)
+    return max(int(cfg.run.batch_size), EVAL_BATCH.get(device.type, 128))
+
+
+def train_steps(cfg: DictConfig, task: Task) -> int:
+    """Training steps the run will simulate (all epochs)."""
+    n_batches = getattr(task, "n_batches", None)
+    batches = n_batches("train") if callable(n_batches) else int(cfg.run.n_train or 1)
+    return int(cfg.run.epochs) * batches * int(cfg.run.steps_per_sample)
+
+
+def compile_choice(cfg: DictConfig, network: Network, task: Task) -> CompileChoice:
+    """``run.compile`` (auto|true|false) resolved for this network and run length."""
+    trained = [
+        conn
+        for conn in network.connections.values()
+        if isinstance(conn, DenseConnection) and len(conn.updaters) > 0
+    ]
+    return choose_compile(
+        compile_mode(cfg.run.get("compile", "auto")),
+        train_steps=train_steps(cfg, task),
+        synapse_samples=sum(c.batch_size * c.n_in * c.n_out for c in trained),
+        delays=any(c.delays_active for c in trained),
+    )
+
+
 def build_experiment(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) -> Experiment:
     """Everything a run needs, built from a validated config."""
     network = build_network(cfg, device=device, dtype=dtype)
     task = build_task(cfg, network, device=device, dtype=dtype)
+    choice = compile_choice(cfg, network, task)
+    log.info("%s", choice.reason)
+    phases = getattr(task, "eval_phases", None)  # tasks without the attribute: "eval" if n_eval
     plan = LoopPlan(
         epochs=int(cfg.run.epochs),
         update_every=int(cfg.run.update_every),
         log_every=int(cfg.run.log_every),
-        eval_each_epoch=int(cfg.run.n_eval) > 0,
-        compile=bool(cfg.run.get("compile", False)),
+        eval_each_epoch=bool(phases) if phases is not None else int(cfg.run.n_eval) > 0,
+        compile=choice.compile,
+        eval_every=int(cfg.run.get("eval_every", 0)),
     )
     return Experiment(network, task, plan)

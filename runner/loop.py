@@ -9,6 +9,8 @@ device; metrics are read back to the host only every ``log_every`` steps and at 
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,26 @@ from torch import Tensor
 
 from runner.core.dense import DenseConnection
 from runner.core.network import Network
+
+log = logging.getLogger("runner.loop")
+
+
+def inductor_cache_dir() -> str:
+    """Where torch.compile keeps the compiled step: ``$TORCHINDUCTOR_CACHE_DIR`` if set, else
+    ``$XDG_CACHE_HOME/stdp-run/torchinductor`` (``~/.cache/...``), which survives reboots
+    (torch's own default is under /tmp). Sets the variable, so torch uses the same folder."""
+    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "stdp-run", "torchinductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def synchronize(network: Network) -> None:
+    """Wait for the network's device (timings of asynchronous CUDA work need it)."""
+    for param in network.parameters():
+        if param.device.type == "cuda":
+            torch.cuda.synchronize(param.device)
+        return
 
 
 @dataclass
@@ -32,14 +54,23 @@ class Batch:
 
 @dataclass
 class Record:
-    """What the loop hands a task after a batch: spike counts ``[B, N]`` and optional rasters."""
+    """What the loop hands a task after a batch: spike counts ``[B, N]``, optional rasters, and
+    in learning-free phases (for tasks with ``record_latency``) the first-spike latencies
+    ``[B, N]``: the number of steps before each neuron's first spike (the batch length if it
+    never fired)."""
 
     counts: dict[str, Tensor]
     raster: dict[str, Tensor]
+    latency: dict[str, Tensor] = field(default_factory=dict)
 
 
 class Task(Protocol):
-    """Makes the input batches of an experiment and turns the network's output into metrics."""
+    """Makes the input batches of an experiment and turns the network's output into metrics.
+
+    Phases: ``train`` (learning on), then after each epoch the learning-free phases the task
+    lists in ``eval_phases`` (default ``("eval",)``, e.g. a labelling pass, validation, test),
+    and every ``eval_every`` training samples those in ``monitor_phases`` (if any).
+    """
 
     input: str
     watch: tuple[str, ...]
@@ -57,6 +88,7 @@ class LoopPlan:
     log_every: int = 50
     eval_each_epoch: bool = True
     compile: bool = False
+    eval_every: int = 0  # training samples between the task's monitor phases (0 = never)
 
 
 StepFn = Callable[[dict[str, Tensor], bool], None]
@@ -79,6 +111,9 @@ class CompiledStep:
     def __init__(self, network: Network, steps_per_call: int) -> None:
         self.network = network
         self.steps_per_call = steps_per_call
+        #: seconds spent in calls that compiled a graph (the first call of each specialisation)
+        self.compile_s = 0.0
+        self._seen: set[tuple[Any, ...]] = set()
         # Inductor recomputes a cheap value inside every loop that reads it unless it has more
         # than ``realize_reads_threshold`` readers; the ages and spikes of a step are read by
         # per-synapse loops, where recomputing them (mask loads) costs more than storing them.
@@ -114,7 +149,7 @@ class CompiledStep:
 
     def __call__(self, drive: dict[str, Tensor], apply: bool) -> None:
         self.network.refresh_caches()
-        self._step(self._float(drive), apply)
+        self._timed(("one", apply), self._step, self._float(drive), apply)
 
     def run_chunk(
         self,
@@ -125,7 +160,23 @@ class CompiledStep:
     ) -> None:
         """Run ``len(apply)`` steps; ``drive`` and ``raster`` hold ``[k, B, N]`` slices."""
         self.network.refresh_caches()
-        self._chunk(self._float(drive), apply, counts, raster)
+        self._timed(("many", apply), self._chunk, self._float(drive), apply, counts, raster)
+
+    def _timed(self, key: tuple[Any, ...], fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn``; the first call of each specialisation compiles it and counts as compile
+        time (its few simulated steps are negligible next to the compilation)."""
+        key = (*key, self.network.batch_size, self.network.training)
+        if key in self._seen:
+            fn(*args)
+            return
+        if not self._seen:
+            log.info("compiling the step (once per process; cached in %s for the next run)",
+                     inductor_cache_dir())  # fmt: skip
+        start = time.perf_counter()
+        fn(*args)
+        synchronize(self.network)
+        self.compile_s += time.perf_counter() - start
+        self._seen.add(key)
 
 
 def trained_synapses(network: Network) -> int:
@@ -155,6 +206,10 @@ def make_step(
 
     if not compile:
         return step
+    inductor_cache_dir()  # before the first compilation reads it
+    # Graphs of earlier networks in this process (multirun jobs with the basic launcher) guard on
+    # their own objects and count towards dynamo's recompile limit of the same code: drop them.
+    torch._dynamo.reset()
     if steps_per_call is None:
         small = trained_synapses(network) <= CHUNK_MAX_SYNAPSES
         steps_per_call = CHUNK_STEPS if small else 1
@@ -169,8 +224,26 @@ class LoopState:
     batch: int = 0
     train_steps: int = 0
     steps: int = 0
-    samples: int = 0
+    samples: int = 0  # training samples seen (all epochs)
     metrics: dict[str, float] = field(default_factory=dict)
+    # honest throughput: simulation seconds of training (compilation excluded) and of the
+    # learning-free phases, with what they simulated; kept across checkpoints and resumes
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    eval_samples: int = 0
+    compile_s: float = 0.0
+    wall_s: float = 0.0  # the whole run so far (set by the caller, e.g. before a checkpoint)
+    next_monitor: int = 0  # training samples at which the next monitor evaluation runs
+
+    def throughput(self, steps_per_sample: int | None = None) -> dict[str, float]:
+        """``train_steps_per_s``, ``train_samples_per_s``, ``eval_samples_per_s``, ``compile_s``."""
+        out = {"compile_s": self.compile_s}
+        if self.train_s > 0:
+            out["train_steps_per_s"] = self.train_steps / self.train_s
+            out["train_samples_per_s"] = self.samples / self.train_s
+        if self.eval_s > 0 and self.eval_samples > 0:
+            out["eval_samples_per_s"] = self.eval_samples / self.eval_s
+        return out
 
 
 class Callbacks:
@@ -184,6 +257,9 @@ class Callbacks:
 
     def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
         """Called after each epoch with the task's metrics."""
+
+    def on_monitor(self, state: LoopState, metrics: dict[str, float]) -> None:
+        """Called every ``eval_every`` training samples with the task's monitor metrics."""
 
 
 class NonFiniteError(RuntimeError):
@@ -332,6 +408,12 @@ def run_batch(
         if task.record_raster
         else {}
     )
+    # steps before the first spike (learning-free phases of tasks that read latencies)
+    latency = (
+        {p: torch.zeros_like(c) for p, c in counts.items()}
+        if not train and getattr(task, "record_latency", False)
+        else {}
+    )
     window = {p: torch.zeros_like(c) for p, c in counts.items()}
     since_log = 0
     # several steps per compiled call in training (eval keeps one graph of one step)
@@ -364,6 +446,8 @@ def run_batch(
                 counts[p].add_(spk)
                 if raster:
                     raster[p][t].copy_(spk)
+                if latency:
+                    latency[p].add_(counts[p] == 0)
         t += k
         state.steps += k
         since_log += k
@@ -374,7 +458,62 @@ def run_batch(
             callbacks.on_metrics(state, probe.read(window_counts, since_log))
             window = {p: c.clone() for p, c in counts.items()}
             since_log = 0
-    return Record(counts, raster)
+    return Record(counts, raster, latency)
+
+
+class TrainClock:
+    """Training simulation time, in segments between the learning-free phases: wall time
+    (after the device finished) minus the compilation inside the segment."""
+
+    def __init__(self, network: Network, step: StepFn) -> None:
+        self.network, self.step = network, step
+        self.compiled = getattr(step, "compile_s", 0.0)
+        self.start = time.perf_counter()
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    def stop(self, state: LoopState) -> None:
+        """Add the segment since the last (re)start to ``state.train_s`` and ``compile_s``."""
+        synchronize(self.network)
+        total = getattr(self.step, "compile_s", 0.0)
+        compiled, self.compiled = total - self.compiled, total
+        state.compile_s += compiled
+        state.train_s += time.perf_counter() - self.start - compiled
+
+
+def run_phases(
+    network: Network,
+    task: Task,
+    phases: tuple[str, ...],
+    plan: LoopPlan,
+    state: LoopState,
+    epoch: int,
+    callbacks: Callbacks,
+) -> dict[str, float]:
+    """Run learning-free phases (labelling, validation, test) eagerly; return their metrics.
+
+    Without learning a step is a few batched matrix products: eager mode at the task's
+    (usually large) evaluation batch costs no compilation and wastes little per step.
+    """
+    was_training = network.training
+    network.eval()
+    step = make_step(network)
+    metrics: dict[str, float] = {}
+    start = time.perf_counter()
+    for phase in phases:
+        for batch in task.batches(phase, epoch):
+            record = run_batch(
+                network, task, batch, plan, state, train=False, probe=None,
+                callbacks=callbacks, step=step,
+            )  # fmt: skip
+            task.observe(phase, batch, record)
+            state.eval_samples += batch.spikes.shape[1]
+        metrics.update(task.end_phase(phase, epoch))
+    synchronize(network)
+    state.eval_s += time.perf_counter() - start
+    network.train(was_training)
+    return metrics
 
 
 def run_loop(
@@ -386,16 +525,25 @@ def run_loop(
     state: LoopState | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> LoopState:
-    """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``."""
+    """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``.
+
+    ``state`` accumulates honest timings: ``train_s`` is the simulation time of the training
+    batches without the compilation (``compile_s``), ``eval_s`` that of the learning-free
+    phases (labelling, validation, test and the monitor phases every ``plan.eval_every``).
+    """
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
     probe = MetricProbe(network)
     guard = FiniteGuard(network)
     step = make_step(network, compile=plan.compile)
-    start = time.perf_counter()
+    clock = TrainClock(network, step)
+    monitor_phases: tuple[str, ...] = tuple(getattr(task, "monitor_phases", ()))
+    if plan.eval_every > 0 and monitor_phases and state.next_monitor <= state.samples:
+        state.next_monitor = state.samples + plan.eval_every
     with torch.no_grad():
         while state.epoch < plan.epochs:
             network.train()
+            clock.restart()
             for index, batch in enumerate(
                 task.batches("train", state.epoch, state.batch), start=state.batch
             ):
@@ -416,29 +564,26 @@ def run_loop(
                 task.observe("train", batch, record)
                 state.batch = index + 1
                 state.samples += batch.spikes.shape[1]
+                if monitor_phases and plan.eval_every > 0 and state.samples >= state.next_monitor:
+                    clock.stop(state)
+                    metrics = run_phases(
+                        network, task, monitor_phases, plan, state, state.epoch, callbacks
+                    )
+                    callbacks.on_monitor(state, metrics)
+                    state.next_monitor = state.samples + plan.eval_every
+                    clock.restart()
                 callbacks.on_batch_end(state, "train", None)
                 if should_stop():
+                    clock.stop(state)
                     return state
+            clock.stop(state)
             metrics = task.end_phase("train", state.epoch)
             if plan.eval_each_epoch:
-                network.eval()
-                for batch in task.batches("eval", state.epoch):
-                    record = run_batch(
-                        network,
-                        task,
-                        batch,
-                        plan,
-                        state,
-                        train=False,
-                        probe=None,
-                        callbacks=callbacks,
-                        step=step,
-                    )
-                    task.observe("eval", batch, record)
-                metrics.update(task.end_phase("eval", state.epoch))
-                network.train()
-            elapsed = time.perf_counter() - start
-            metrics["steps_per_second"] = state.steps / elapsed if elapsed > 0 else 0.0
+                phases = tuple(getattr(task, "eval_phases", ("eval",)))
+                metrics.update(
+                    run_phases(network, task, phases, plan, state, state.epoch, callbacks)
+                )
+            metrics.update(state.throughput())
             state.metrics = {**state.metrics, **metrics}
             callbacks.on_epoch_end(state, metrics)
             state.epoch += 1

@@ -34,20 +34,40 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def plot_histogram(
-    values: Any, path: str | Path, *, title: str, xlabel: str, bins: int = 50
+    values: Any,
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str,
+    bins: int = 50,
+    initial: Any = None,
 ) -> Path:
-    """A histogram of all entries of ``values`` (NaN dropped)."""
-    data = _to_numpy(values).ravel()
-    data = data[np.isfinite(data)]
+    """A histogram of all entries of ``values`` (NaN dropped); with ``initial`` the values at
+    the start of the run are drawn behind it, on the same bins."""
+    data = _finite(values)
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
-    ax.hist(data, bins=bins, color="tab:blue")
+    start = None if initial is None else _finite(initial)
+    edges = np.histogram_bin_edges(
+        data if start is None else np.concatenate([data, start]), bins=bins
+    ).tolist()
+    if start is not None:
+        ax.hist(start, bins=edges, color="tab:gray", alpha=0.5, label="start")
+    ax.hist(data, bins=edges, color="tab:blue", alpha=0.8 if start is not None else 1.0,
+            label="end")  # fmt: skip
+    if start is not None:
+        ax.legend(frameon=False)
     stats = f"n={data.size}" + (
         f", mean={data.mean():.4g}, std={data.std():.4g}" if data.size else ""
     )
     ax.set(title=f"{title}\n{stats}", xlabel=xlabel, ylabel="count")
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def _finite(values: Any) -> np.ndarray:
+    data = _to_numpy(values).ravel()
+    return data[np.isfinite(data)]
 
 
 def plot_receptive_fields(
@@ -136,8 +156,10 @@ def plot_parameters(
     *,
     image_shape: tuple[int, int] | None = None,
     input_connections: Sequence[str] = (),
+    initial_delays: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Histograms of every connection's weights and delays; receptive fields of image inputs."""
+    """Histograms of every connection's weights and delays (learned delays over their start
+    values); receptive fields of image inputs."""
     plot_dir = Path(plot_dir)
     written = [
         plot_histogram(
@@ -147,7 +169,11 @@ def plot_parameters(
     ]
     written += [
         plot_histogram(
-            d, plot_dir / f"delays_{name}.png", title=f"delays {name}", xlabel="delay (ms)"
+            d,
+            plot_dir / f"delays_{name}.png",
+            title=f"delays {name}",
+            xlabel="delay (ms)",
+            initial=(initial_delays or {}).get(name),
         )
         for name, d in (delays or {}).items()
     ]

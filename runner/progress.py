@@ -96,12 +96,13 @@ class Progress:
         self.steps = 0
         self.metrics: dict[str, Any] = {}
         self._t0 = time.perf_counter()
+        self._excluded = 0.0
         self._bar: Any = None
         self._epoch_task: Any = None
         self._batch_task: Any = None
 
     def __enter__(self) -> Progress:
-        self._t0 = time.perf_counter()
+        self._t0, self._excluded = time.perf_counter(), 0.0
         if self.mode == "rich":
             from rich import get_console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -131,22 +132,29 @@ class Progress:
 
     @property
     def steps_per_second(self) -> float:
-        elapsed = time.perf_counter() - self._t0
+        """Training steps per second of simulation (compilation and evaluation excluded)."""
+        elapsed = time.perf_counter() - self._t0 - self._excluded
         return self.steps / elapsed if elapsed > 0 else 0.0
 
-    def start_epoch(self, epoch: int) -> None:
-        """Begin epoch ``epoch`` (0-based)."""
-        self.epoch, self.batch = epoch, 0
+    def start_epoch(self, epoch: int, batch: int = 0) -> None:
+        """Begin epoch ``epoch`` (0-based) at ``batch`` (non-zero when resuming)."""
+        self.epoch, self.batch = epoch, batch
         if self._bar is not None:
             self._bar.update(self._epoch_task, completed=epoch)
-            self._bar.reset(self._batch_task, total=self.batches, info="")
+            self._bar.reset(self._batch_task, total=self.batches, completed=batch, info="")
 
     def advance(
-        self, *, metrics: Mapping[str, Any] | None = None, steps: int | None = None
+        self,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        steps: int | None = None,
+        exclude_s: float = 0.0,
     ) -> None:
-        """One batch done (``steps`` simulation steps, default ``steps_per_batch``)."""
+        """One batch done (``steps`` simulation steps, default ``steps_per_batch``);
+        ``exclude_s`` seconds of it were not simulation (compiling, evaluating)."""
         self.batch += 1
         self.steps += self.steps_per_batch if steps is None else steps
+        self._excluded += exclude_s
         if metrics:
             self.metrics.update(metrics)
         info = (

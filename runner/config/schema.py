@@ -54,6 +54,16 @@ class ReadoutKind(Enum):
     max_rate = "max_rate"
 
 
+class AssignFrom(Enum):
+    training = "training"
+    frozen = "frozen"
+
+
+class Holdout(Enum):
+    random = "random"
+    tail = "tail"
+
+
 @dataclass
 class DeviceConf:
     """``name``: ``auto`` (CUDA if available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
@@ -71,11 +81,17 @@ class RunConf:
     batch_size: int = 1
     steps_per_sample: int = 250
     n_train: int | None = 100  # samples per epoch; None = the whole data set
-    n_eval: int = 0
+    n_eval: int = 0  # held-out (validation) samples scored after each epoch
+    n_test: int | None = 0  # samples of the data set's test split scored at the end; None = all
+    eval_batch_size: int | None = None  # batch of the learning-free phases; None = automatic
+    eval_every: int = 0  # training samples between validation scores (0 = only at epoch ends)
+    monitor_samples: int = 500  # validation (and labelling) samples scored every eval_every
     update_every: int = 1  # apply accumulated updates every k steps
     log_every: int = 50  # read metrics from the device every N steps
     checkpoint_every: int = 0  # batches; 0 = only at the end / on signals
-    compile: bool = False  # torch.compile the step (fused kernels; costs a compile at start)
+    # torch.compile the step: auto|true|false (a union that OmegaConf cannot type: checked in
+    # runner.config.checks and read with compile_mode)
+    compile: Any = "auto"
     progress: ProgressMode = ProgressMode.auto
 
 
@@ -155,6 +171,8 @@ class DatasetConf:
 
     source: str = "sklearn"
     root: str | None = None
+    holdout: Holdout = Holdout.random  # validation samples: a random subset, or the file's tail
+    binarize: float | None = None  # intensities >= this become 1, the others 0 (None: as loaded)
 
 
 @dataclass
@@ -226,6 +244,8 @@ class ReadoutConf:
     kind: ReadoutKind = ReadoutKind.max_rate
     population: str = MISSING
     n_classes: int = 10
+    assign_from: AssignFrom = AssignFrom.training  # responses while learning, or a frozen pass
+    assign_samples: int | None = None  # frozen: training samples re-presented (None = n_train)
 
 
 @dataclass
@@ -243,6 +263,13 @@ class StdpRunConfig:
     trainer: dict[str, TrainerConf] = field(default_factory=dict)
     logger: LoggerConf = field(default_factory=LoggerConf)
     readout: ReadoutConf | None = None
+
+
+def compile_mode(value: Any) -> str:
+    """``run.compile`` as ``auto``, ``true`` or ``false`` (YAML and overrides give bools)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).lower()
 
 
 SCHEMA_NAME = "stdp_run_schema"

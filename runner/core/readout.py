@@ -15,6 +15,10 @@ and the prediction is argmax_c score[c], or -1 (abstain, counted as wrong by ``a
 the assigned neurons did not fire at all in that sample, so that silent samples are not credited
 with a lucky guess.
 
+Time-to-first-spike prediction (``predict_first_spike``, with the same assignments): the class of
+the assigned neuron that fired first in the sample, ties going to the one with more spikes (then
+the lowest index); -1 when no assigned neuron fired.
+
 All state lives in buffers on the module's device; ``observe``, ``assign``, ``predict`` and
 ``accuracy`` do not synchronise with the host (``accuracy`` returns a 0-d tensor).
 """
@@ -118,9 +122,29 @@ class MaxRateClassifier(nn.Module):
         return torch.where(silent, -1, scores.argmax(dim=1))
 
     @torch.no_grad()
+    def predict_first_spike(self, latency: Tensor, counts: Tensor) -> Tensor:
+        """Class ``[B]`` of the first assigned neuron to fire (``latency [B, N]``: steps before
+        its first spike); ties go to more spikes; -1 where no assigned neuron fired."""
+        fired = (counts > 0) & (self.assignments >= 0).unsqueeze(0)
+        # earliest first, then most spikes: latency * 2^31 - count, exact in float64 for counts
+        # below 2^31 and latencies below 2^21 steps (a constant span: no sync with the host)
+        order = latency.to(torch.float64) * 2.0**31 - counts.to(torch.float64)
+        first = torch.where(fired, order, torch.inf).argmin(dim=1)
+        return torch.where(fired.any(dim=1), self.assignments[first], -1)
+
+    @torch.no_grad()
     def accuracy(self, counts: Tensor, labels: Tensor) -> Tensor:
         """Fraction (0-d tensor) of samples whose prediction equals the label."""
         return (self.predict(counts) == labels.to(self.assignments.device)).float().mean()
 
     def extra_repr(self) -> str:
         return f"n_neurons={self.n_neurons}, n_classes={self.n_classes}"
+
+
+def confusion_matrix(predicted: Tensor, labels: Tensor, n_classes: int) -> Tensor:
+    """``[C, C + 1]`` int64 counts: row = true class, column = predicted class; the last column
+    counts abstentions (prediction -1)."""
+    column = torch.where(predicted < 0, n_classes, predicted).long()
+    flat = labels.long().to(column.device) * (n_classes + 1) + column
+    counts = torch.bincount(flat, minlength=n_classes * (n_classes + 1))
+    return counts.reshape(n_classes, n_classes + 1)

@@ -112,3 +112,38 @@ def plot_window(
     ax.set(xlabel="Δt = t_post - t_pre (ms)", ylabel="weight change per step")
     ax.legend(fontsize=8)
     return _save_png(fig, path)
+
+
+def plot_confusion(report: dict[str, Any], path: Path, *, title: str = "") -> Path:
+    """The confusion matrix of a readout report (rows: true class, columns: predicted), as
+    fractions of each true class, with the counts written in the cells."""
+    matrix = np.asarray(report["confusion_matrix"], dtype=np.float64)
+    totals = matrix.sum(axis=1) + np.asarray(report["abstained"], dtype=np.float64)
+    share = matrix / np.maximum(totals, 1)[:, None]
+    n = matrix.shape[0]
+    fig = _figure(0.55 * n + 2.5, 0.5 * n + 1.5)
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                color = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
+                        color=color)  # fmt: skip
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
+    accuracy = float(np.trace(matrix) / max(totals.sum(), 1))
+    ax.set_title(f"{title} confusion ({int(totals.sum())} samples, accuracy {accuracy:.1%})")
+    fig.colorbar(image, ax=ax, label="fraction of the true class")
+    return _save_png(fig, path)
+
+
+def plot_accuracy_curve(curve: list[tuple[int, float]], path: Path) -> Path:
+    """Validation accuracy (monitor subset) against the training samples seen."""
+    fig = _figure(5, 3.2)
+    ax = fig.add_subplot()
+    seen, accuracy = zip(*curve, strict=True)
+    ax.plot(seen, [100 * a for a in accuracy], marker="o", linewidth=1.5)
+    ax.set(xlabel="training samples seen", ylabel="validation accuracy (%)", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.set_title("learning curve")
+    return _save_png(fig, path)

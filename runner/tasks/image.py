@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,15 +13,37 @@ from torch import Tensor
 from runner.loop import Batch, Record
 from runner.tasks.common import Encoder, generator_state
 
+#: The learning-free phases and which samples each reads: training samples (``label``,
+#: ``monitor_label``), the held-out validation split (``eval``, ``monitor``) or the test split.
+LABEL_PHASES = ("label", "monitor_label")
+SCORE_PHASES = ("eval", "monitor", "test")
+
 
 class ImageTask:
     """Rate-coded images (e.g. digits); with ``readout`` a max-rate classifier measures accuracy.
 
-    The train/held-out split is fixed by ``split_seed``; the training order is shuffled per epoch
-    from ``seed`` and the epoch number, so it is reproducible without saved state.
+    Splits: ``n_train`` training and ``n_eval`` validation samples of ``images`` (``holdout``
+    ``random``: a random subset fixed by ``split_seed``; ``tail``: the last ``n_eval`` samples,
+    as the MNIST training file's conventional 50,000 / 10,000 split), and optionally a separate
+    test split (``test_images``). The training order is shuffled per epoch from ``seed`` and the
+    epoch number, so it is reproducible without saved state.
+
+    Readout (``readout`` names the population): neurons get the class of their highest mean
+    response (:class:`~runner.core.readout.MaxRateClassifier`), either from the responses
+    recorded while learning (``assign_from="training"``, the classic protocol) or from a
+    learning-free pass over ``assign_samples`` training samples after training
+    (``assign_from="frozen"``). Validation gives ``accuracy`` (max-rate) and ``accuracy_ttfs``
+    (the first neuron to fire); the test split ``test_accuracy`` and ``test_accuracy_ttfs``.
+    With ``monitor_samples`` the monitor phases score that many validation samples during
+    training (the loop runs them every ``run.eval_every`` samples): ``val_accuracy`` against
+    the samples seen, kept in ``curve``.
+
+    Learning-free phases run at ``eval_batch_size`` and draw their spikes from a generator
+    seeded per phase, so they neither perturb the training input nor vary between runs.
     """
 
     record_raster = False
+    record_latency = True
 
     def __init__(
         self,
@@ -35,6 +59,13 @@ class ImageTask:
         n_classes: int = 10,
         seed: int = 0,
         split_seed: int = 1234,
+        holdout: str = "random",
+        test_images: Tensor | None = None,
+        test_labels: Tensor | None = None,
+        eval_batch_size: int | None = None,
+        assign_from: str = "training",
+        assign_samples: int | None = None,
+        monitor_samples: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
         total = images.shape[0]
@@ -44,29 +75,70 @@ class ImageTask:
                 f"n_train={n_train} + n_eval={n_eval} must be between 1 and the {total} samples "
                 "of the data set"
             )
-        order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
-        self.train_idx, self.eval_idx = order[:n_train], order[n_train : n_train + n_eval]
+        if holdout == "tail":
+            order = torch.arange(total)
+            self.train_idx, self.eval_idx = order[:n_train], order[total - n_eval :]
+        else:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
+            self.train_idx, self.eval_idx = order[:n_train], order[n_train : n_train + n_eval]
         self.images = images.reshape(total, -1).to(device)
         self.labels = labels.to(device)
+        self.test_images = None if test_images is None else test_images.reshape(
+            test_images.shape[0], -1
+        ).to(device)  # fmt: skip
+        self.test_labels = None if test_labels is None else test_labels.to(device)
         self.batch_size, self.encode, self.seed = batch_size, encode, seed
+        self.eval_batch_size = eval_batch_size or batch_size
         self.input = input
         self.readout = readout
         self.watch: tuple[str, ...] = (readout,) if readout else ()
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.n_classes = n_classes
         self.device = device
+        self.assign_from = assign_from
+        self.n_label = min(assign_samples or n_train, n_train)
+        self.n_monitor = min(monitor_samples, len(self.eval_idx)) if readout else 0
+        self.curve: list[tuple[int, float]] = []  # (training samples seen, val_accuracy)
+        self.samples_seen = 0
+        self.reports: dict[str, dict[str, Any]] = {}  # per scored phase: confusion, per class
         self._reset_readout()
 
-    def _reset_readout(self) -> None:
-        self.classifier: Any = None
-        self._eval_counts: list[Tensor] = []
-        self._eval_labels: list[Tensor] = []
-        self._train_counts: list[Tensor] = []
-        self._train_labels: list[Tensor] = []
+    # ------------------------------------------------------------------------------ phases
+    @property
+    def eval_phases(self) -> tuple[str, ...]:
+        """After each epoch: a frozen labelling pass (if so configured), validation, test."""
+        phases = ["label"] if self.readout and self.assign_from == "frozen" else []
+        if len(self.eval_idx) > 0:
+            phases.append("eval")
+        if self.test_images is not None and self.test_images.shape[0] > 0:
+            phases.append("test")
+        return tuple(phases)
+
+    @property
+    def monitor_phases(self) -> tuple[str, ...]:
+        """Every ``eval_every`` training samples: labels (frozen mode), then a validation subset."""
+        if not self.n_monitor:
+            return ()
+        return ("monitor_label", "monitor") if self.assign_from == "frozen" else ("monitor",)
+
+    def _phase_samples(self, phase: str) -> tuple[Tensor, Tensor]:
+        """Images and labels a learning-free phase reads."""
+        if phase == "test":
+            assert self.test_images is not None and self.test_labels is not None
+            return self.test_images, self.test_labels
+        if phase in LABEL_PHASES:
+            count = self.n_label if phase == "label" else min(self.n_label, self.n_monitor)
+            idx = self.train_idx[:count]
+        else:
+            idx = self.eval_idx[: self.n_monitor] if phase == "monitor" else self.eval_idx
+        idx = idx.to(self.images.device)
+        return self.images[idx], self.labels[idx]
 
     def n_batches(self, phase: str) -> int:
-        idx = self.train_idx if phase == "train" else self.eval_idx
-        return (len(idx) + self.batch_size - 1) // self.batch_size
+        if phase == "train":
+            return (len(self.train_idx) + self.batch_size - 1) // self.batch_size
+        count = self._phase_samples(phase)[1].shape[0]
+        return (count + self.eval_batch_size - 1) // self.eval_batch_size
 
     def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]:
         if phase == "train":
@@ -75,57 +147,163 @@ class ImageTask:
                 generator=torch.Generator().manual_seed(self.seed * 1000 + epoch),
             )
             idx = self.train_idx[perm]
-        else:
-            idx = self.eval_idx
+            for b in range(start, self.n_batches(phase)):
+                pick = idx[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
+                yield Batch(
+                    self.encode(self.images[pick], self.generator), labels=self.labels[pick]
+                )
+            return
+        images, labels = self._phase_samples(phase)
+        gen = torch.Generator(device=self.device).manual_seed(
+            self.seed * 7919 + zlib.crc32(phase.encode())
+        )
+        size = self.eval_batch_size
         for b in range(start, self.n_batches(phase)):
-            pick = idx[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
-            yield Batch(self.encode(self.images[pick], self.generator), labels=self.labels[pick])
+            part = slice(b * size, (b + 1) * size)
+            yield Batch(self.encode(images[part], gen), labels=labels[part])
+
+    # ----------------------------------------------------------------------------- readout
+    def _reset_readout(self) -> None:
+        self.classifier: Any = None
+        self._monitor_classifier: Any = None
+        self._store: dict[str, list[tuple[Tensor, Tensor, Tensor | None]]] = {}
 
     def observe(self, phase: str, batch: Batch, record: Record) -> None:
+        if phase == "train":
+            self.samples_seen += batch.spikes.shape[1]
         if not self.readout or batch.labels is None:
             return
+        if phase == "train" and self.assign_from == "frozen":
+            return  # the labels come from the frozen pass
         counts = record.counts[self.readout]
-        store = (
-            (self._train_counts, self._train_labels)
-            if phase == "train"
-            else (self._eval_counts, self._eval_labels)
+        latency = record.latency.get(self.readout)
+        self._store.setdefault(phase, []).append(
+            (counts.clone(), batch.labels, None if latency is None else latency.clone())
         )
-        store[0].append(counts.clone())
-        store[1].append(batch.labels)
+
+    def _stored(self, phase: str) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        parts = self._store.pop(phase, [])
+        if not parts:
+            return None
+        latency = [p[2] for p in parts if p[2] is not None]
+        return (
+            torch.cat([p[0] for p in parts]),
+            torch.cat([p[1] for p in parts]),
+            torch.cat(latency) if len(latency) == len(parts) else None,
+        )
+
+    def _fit(self, counts: Tensor, labels: Tensor) -> Any:
+        from runner.core.readout import MaxRateClassifier
+
+        classifier = MaxRateClassifier(counts.shape[1], self.n_classes, device=counts.device)
+        classifier.observe(counts, labels)
+        classifier.assign()
+        return classifier
 
     def end_phase(self, phase: str, epoch: int) -> dict[str, float]:
         if not self.readout:
             return {}
-        from runner.core.readout import MaxRateClassifier
-
         if phase == "train":
-            if not self._train_counts:
+            train = self._peek("train") if self.assign_from == "training" else None
+            self._store.pop("train", None)
+            if train is None:
                 return {}
-            counts, labels = torch.cat(self._train_counts), torch.cat(self._train_labels)
-            self.classifier = MaxRateClassifier(
-                counts.shape[1], self.n_classes, device=counts.device
-            )
-            self.classifier.observe(counts, labels)
-            self.classifier.assign()
-            acc = float(self.classifier.accuracy(counts, labels))
-            self._train_counts, self._train_labels = [], []
-            return {"train_accuracy": acc}
-        if self.classifier is None or not self._eval_counts:
+            self.classifier = self._fit(train[0], train[1])
+            return {"train_accuracy": float(self.classifier.accuracy(train[0], train[1]))}
+        data = self._stored(phase)
+        if data is None:
             return {}
-        counts, labels = torch.cat(self._eval_counts), torch.cat(self._eval_labels)
-        self._eval_counts, self._eval_labels = [], []
-        return {"accuracy": float(self.classifier.accuracy(counts, labels))}
+        counts, labels, latency = data
+        if phase in LABEL_PHASES:
+            classifier = self._fit(counts, labels)
+            if phase == "label":
+                self.classifier = classifier
+                return {"train_accuracy": float(classifier.accuracy(counts, labels))}
+            self._monitor_classifier = classifier
+            return {}
+        classifier = self.classifier
+        if phase == "monitor":
+            classifier = self._monitor_classifier if self.assign_from == "frozen" else None
+            if classifier is None:
+                train = self._peek("train")
+                if train is None:
+                    return {}
+                classifier = self._fit(train[0], train[1])
+            accuracy = float(classifier.accuracy(counts, labels))
+            self.curve.append((self.samples_seen, accuracy))
+            return {"samples": float(self.samples_seen), "val_accuracy": accuracy}
+        if classifier is None:
+            return {}
+        return self._score(phase, classifier, counts, labels, latency)
 
+    def _peek(self, phase: str) -> tuple[Tensor, Tensor] | None:
+        """The responses stored so far in ``phase`` (kept)."""
+        parts = self._store.get(phase, [])
+        if not parts:
+            return None
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _score(
+        self, phase: str, classifier: Any, counts: Tensor, labels: Tensor, latency: Tensor | None
+    ) -> dict[str, float]:
+        """Accuracies of ``phase`` (validation or test); the confusion matrix for the summary."""
+        from runner.core.readout import confusion_matrix
+
+        prefix = "test_" if phase == "test" else ""
+        predicted = classifier.predict(counts)
+        labels = labels.to(predicted.device)
+        metrics = {f"{prefix}accuracy": float((predicted == labels).float().mean())}
+        if latency is not None:
+            first = classifier.predict_first_spike(latency, counts)
+            metrics[f"{prefix}accuracy_ttfs"] = float((first == labels).float().mean())
+        matrix = confusion_matrix(predicted, labels, self.n_classes).cpu()
+        per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
+        self.reports["test" if phase == "test" else "validation"] = {
+            "samples": int(labels.shape[0]),
+            "per_class_accuracy": [round(float(x), 4) for x in per_class],
+            "confusion_matrix": matrix[:, : self.n_classes].tolist(),
+            "abstained": matrix[:, self.n_classes].tolist(),
+        }
+        return metrics
+
+    # ---------------------------------------------------------------- summary and figures
+    def summary(self) -> dict[str, Any]:
+        """Extra entries of summary.json: per-class accuracy, confusion matrices, the curve."""
+        out: dict[str, Any] = {"readout": dict(self.reports)} if self.reports else {}
+        if self.curve:
+            out["accuracy_curve"] = [{"samples": n, "val_accuracy": a} for n, a in self.curve]
+        return out
+
+    def write_figures(self, plot_dir: str | Path) -> list[Path]:
+        """Confusion matrices of validation/test, and validation accuracy against samples seen."""
+        from runner.tasks.figures import plot_accuracy_curve, plot_confusion
+
+        plot_dir = Path(plot_dir)
+        written = [
+            plot_confusion(report, plot_dir / f"confusion_{name}.png", title=name)
+            for name, report in self.reports.items()
+        ]
+        if self.curve:
+            written.append(plot_accuracy_curve(self.curve, plot_dir / "accuracy_curve.png"))
+        return written
+
+    # ------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Generator state and this epoch's readout statistics (for an exact resume)."""
-        state: dict[str, Any] = {"generator": generator_state(self.generator)}
-        if self._train_counts:
-            state["train_counts"] = torch.cat(self._train_counts)
-            state["train_labels"] = torch.cat(self._train_labels)
+        """Generator state, this epoch's training responses and the curve (for a resume)."""
+        state: dict[str, Any] = {
+            "generator": generator_state(self.generator),
+            "samples_seen": self.samples_seen,
+            "curve": torch.tensor(self.curve, dtype=torch.float64).reshape(-1, 2),
+        }
+        train = self._peek("train")
+        if train is not None:
+            state["train_counts"], state["train_labels"] = train
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"].cpu())
+        self.samples_seen = int(state.get("samples_seen", 0))
+        self.curve = [(int(n), float(a)) for n, a in state.get("curve", torch.zeros(0, 2))]
         if "train_counts" in state:
-            self._train_counts = [state["train_counts"].to(self.device)]
-            self._train_labels = [state["train_labels"].to(self.device)]
+            counts = state["train_counts"].to(self.device)
+            self._store["train"] = [(counts, state["train_labels"].to(self.device), None)]

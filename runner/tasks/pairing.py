@@ -41,6 +41,9 @@ class SpikeTrainTask:
         self.measure = measure  # (connection, cell) or None
         self.start = None if measure is None else measure[0].weight.detach().clone()
 
+    def n_batches(self, phase: str) -> int:
+        return 1 if phase == "train" else 0
+
     def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]:
         if phase == "train" and start == 0:
             drive = {self.output: self.post} if self.post is not None and self.output else {}

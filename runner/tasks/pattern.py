@@ -82,10 +82,12 @@ class PatternTask:
             out["delay"] = conn.delay.detach().double().cpu().numpy().copy()
         return out
 
-    def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]:
+    def n_batches(self, phase: str) -> int:
         count = self.n_train if phase == "train" else self.n_eval
-        n = (count + self.batch_size - 1) // self.batch_size
-        for _ in range(start, n):
+        return (count + self.batch_size - 1) // self.batch_size
+
+    def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]:
+        for _ in range(start, self.n_batches(phase)):
             spikes, onsets = self.source.sample(self.steps, self.batch_size, self.generator)
             yield Batch(spikes, labels=onsets)
 
