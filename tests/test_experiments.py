@@ -165,31 +165,30 @@ def test_pattern_experiments_detect_the_pattern(name: str) -> None:
 
 
 # -- MNIST (Diehl & Cook) ----------------------------------------------------------------------------
-
-
-def test_mnist_stdp_cpu_learns_above_chance() -> None:
-    _, state = run(
-        [
-            "experiment=mnist_stdp_cpu",
-            "seed=0",
-            "run.n_train=300",
-            "run.n_eval=200",
-            "run.steps_per_sample=100",
-        ]
-    )
-    assert state.metrics["accuracy"] > 0.2  # chance: 0.1
+# The reduced learning checks of the MNIST presets are in tests/test_learning.py.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mnist_stdp_cpu", "mnist_dr_stdp_cpu"])
-def test_mnist_cpu_variants_learn_well_above_chance(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "at_least"),
+    [("mnist_stdp_cpu", 0.80), ("mnist_dr_stdp_cpu", 0.75)],  # measured: docs/EXPERIMENTS.md
+)
+def test_mnist_cpu_presets_learn(name: str, at_least: float) -> None:
     _, state = run([f"experiment={name}", "seed=0"])
-    assert state.metrics["accuracy"] > 0.2  # chance: 0.1
+    assert state.metrics["accuracy"] >= at_least  # chance: 0.1
 
 
-@pytest.mark.parametrize("name", ["mnist_stdp", "mnist_dr_stdp"])
+@pytest.mark.parametrize(
+    ("name", "batch_size"),
+    [
+        ("mnist_stdp", 50),
+        ("mnist_dr_stdp", 50),
+        ("mnist_stdp_1epoch", 1),
+        ("mnist_dr_stdp_1epoch", 1),
+    ],
+)
 def test_full_mnist_configs_need_a_folder_and_validate_with_one(
-    name: str, tmp_path, monkeypatch
+    name: str, batch_size: int, tmp_path, monkeypatch
 ) -> None:
     from runner.config.errors import ConfigError
 
@@ -199,4 +198,6 @@ def test_full_mnist_configs_need_a_folder_and_validate_with_one(
     cfg = validate_config(compose([f"experiment={name}", f"stimulus.dataset.root={tmp_path}"]))
     assert cfg.stimulus.dataset is not None and cfg.stimulus.dataset.source == "mnist"
     assert cfg.network.populations["exc"].size == 100
-    assert (cfg.run.n_train, cfg.run.n_eval, cfg.run.batch_size) == (50000, 10000, 50)
+    assert (cfg.run.n_train, cfg.run.n_eval, cfg.run.batch_size) == (50000, 10000, batch_size)
+    assert cfg.run.n_test is None  # all 10,000 official test digits are scored
+    assert cfg.stimulus.dataset.holdout.value == "tail"  # validation: the training file's tail
