@@ -469,17 +469,25 @@ class TrainClock:
         self.network, self.step = network, step
         self.compiled = getattr(step, "compile_s", 0.0)
         self.start = time.perf_counter()
+        self.segment_compiled = 0.0
 
     def restart(self) -> None:
         self.start = time.perf_counter()
+        self.segment_compiled = 0.0
+
+    def note_compile(self, state: LoopState) -> None:
+        """Move the compilation done since the last call into ``state.compile_s`` (so that the
+        progress line excludes it while the epoch runs)."""
+        total = getattr(self.step, "compile_s", 0.0)
+        state.compile_s += total - self.compiled
+        self.segment_compiled += total - self.compiled
+        self.compiled = total
 
     def stop(self, state: LoopState) -> None:
         """Add the segment since the last (re)start to ``state.train_s`` and ``compile_s``."""
         synchronize(self.network)
-        total = getattr(self.step, "compile_s", 0.0)
-        compiled, self.compiled = total - self.compiled, total
-        state.compile_s += compiled
-        state.train_s += time.perf_counter() - self.start - compiled
+        self.note_compile(state)
+        state.train_s += time.perf_counter() - self.start - self.segment_compiled
 
 
 def run_phases(
@@ -572,6 +580,7 @@ def run_loop(
                     callbacks.on_monitor(state, metrics)
                     state.next_monitor = state.samples + plan.eval_every
                     clock.restart()
+                clock.note_compile(state)
                 callbacks.on_batch_end(state, "train", None)
                 if should_stop():
                     clock.stop(state)
