@@ -34,7 +34,7 @@ def test_default_experiment_learns_the_digits() -> None:
 
 
 def test_diehl_cook_on_mnist_beats_chance_by_far() -> None:
-    # 150 digits at 100 steps: 0.49 held-out accuracy (the full mnist_stdp_cpu: 0.83-0.87)
+    # 150 digits at 100 steps: 0.60 held-out accuracy (the full mnist_stdp_cpu: 0.83-0.87)
     metrics = _accuracy(
         "experiment=mnist_stdp_cpu",
         "run.n_train=150",
@@ -42,4 +42,4 @@ def test_diehl_cook_on_mnist_beats_chance_by_far() -> None:
         "run.steps_per_sample=100",
         "stimulus.params.max_rate_hz=127.5",
     )
-    assert metrics["accuracy"] >= 0.35
+    assert metrics["accuracy"] >= 0.45
