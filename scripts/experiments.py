@@ -2,7 +2,7 @@
 
     python scripts/experiments.py window               # the STDP window: 21 pairing runs
     python scripts/experiments.py pattern --seeds 0 1 2 3 4
-    python scripts/experiments.py mnist --seeds 0 1 2
+    python scripts/experiments.py mnist --seeds 0 1 2   # default, mnist_stdp_cpu, mnist_dr_stdp_cpu
     python scripts/experiments.py all
 
 Each run composes the shipped config (``experiment=NAME`` plus ``--set`` overrides), builds it and
@@ -64,6 +64,12 @@ def record(key: str, rows: list[dict[str, Any]]) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[key] = rows
     RESULTS.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+def recorded(key: str) -> list[dict[str, Any]]:
+    """The rows stored under ``key`` in the results file (empty when there are none)."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    return list(results.get(key, []))
 
 
 def clean(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -183,10 +189,14 @@ def plot_pattern_comparison(histories: dict[str, list[dict[str, Any]]], path: Pa
 # -- MNIST ----------------------------------------------------------------------------------------
 
 
-def mnist(seeds: Sequence[int], extra: Sequence[str]) -> None:
+MNIST_PRESETS = ("default", "mnist_stdp_cpu", "mnist_dr_stdp_cpu")
+
+
+def mnist(seeds: Sequence[int], extra: Sequence[str], names: Sequence[str] = MNIST_PRESETS) -> None:
+    """Each digit preset in ``names`` for each seed; the rows of the other presets are kept."""
     rows = []
     for seed in seeds:
-        for name in ("default", "mnist_stdp_cpu", "mnist_dr_stdp_cpu"):
+        for name in names:
             experiment, state, wall = run([f"experiment={name}", f"seed={seed}", *extra])
             m = state.metrics
             rows.append(
@@ -220,7 +230,8 @@ def mnist(seeds: Sequence[int], extra: Sequence[str]) -> None:
                     FIGURES / f"{name}_fields.png",
                     title=f"{name}: input -> exc weights (seed {seed})",
                 )
-    record("mnist", rows)
+    kept = [row for row in recorded("mnist") if row["experiment"] not in names]
+    record("mnist", kept + rows)
 
 
 def plot_fields(weight: np.ndarray, path: Path, *, title: str, scale: int = 2) -> None:
@@ -270,6 +281,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("what", choices=("window", "pattern", "mnist", "all"))
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument(
+        "--experiments",
+        nargs="+",
+        choices=MNIST_PRESETS,
+        default=MNIST_PRESETS,
+        help="mnist: the digit presets to run (the others' recorded rows are kept)",
+    )
+    parser.add_argument(
         "--set",
         dest="extra",
         nargs="*",
@@ -296,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.what in ("pattern", "all"):
         pattern(args.seeds or [0, 1, 2, 3, 4], args.extra)
     if args.what in ("mnist", "all"):
-        mnist(args.seeds or [0, 1, 2], args.extra)
+        mnist(args.seeds or [0, 1, 2], args.extra, args.experiments)
 
 
 if __name__ == "__main__":
