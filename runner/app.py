@@ -188,6 +188,12 @@ class RunCallbacks(Callbacks):
                 "%d samples seen: validation accuracy %.4g", state.samples, metrics["val_accuracy"]
             )
 
+    def on_train_start(self, state: LoopState) -> None:
+        # the rate counts from here: building the step and the learning-free phases are not
+        # simulation of the training batches
+        self.progress.restart_clock()
+        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
+
     def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
         if phase != "train":
             return

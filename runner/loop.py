@@ -252,6 +252,9 @@ class Callbacks:
     def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
         """Called every ``log_every`` steps and after each batch with fresh metrics."""
 
+    def on_train_start(self, state: LoopState) -> None:
+        """Called when the training batches of an epoch begin (the step is built by then)."""
+
     def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
         """Called after every batch (after the weight hooks)."""
 
@@ -551,6 +554,7 @@ def run_loop(
     with torch.no_grad():
         while state.epoch < plan.epochs:
             network.train()
+            callbacks.on_train_start(state)
             clock.restart()
             for index, batch in enumerate(
                 task.batches("train", state.epoch, state.batch), start=state.batch

@@ -136,6 +136,10 @@ class Progress:
         elapsed = time.perf_counter() - self._t0 - self._excluded
         return self.steps / elapsed if elapsed > 0 else 0.0
 
+    def restart_clock(self) -> None:
+        """Count steps per second from now (the training batches begin)."""
+        self._t0, self._excluded, self.steps = time.perf_counter(), 0.0, 0
+
     def start_epoch(self, epoch: int, batch: int = 0) -> None:
         """Begin epoch ``epoch`` (0-based) at ``batch`` (non-zero when resuming)."""
         self.epoch, self.batch = epoch, batch

@@ -211,3 +211,21 @@ def test_each_compiled_run_starts_from_fresh_graphs(monkeypatch: pytest.MonkeyPa
     assert resets == []
     make_step(exp.network, compile=True)  # compiles lazily, on the first call
     assert resets == [1]
+
+
+def test_progress_rate_counts_from_the_training_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time before the training batches (building the step) and excluded time (compiling)
+    do not lower the steps/s of the progress line."""
+    from runner import progress as progress_module
+
+    now = [100.0]
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: now[0])
+    bar = progress_module.Progress("off", epochs=1, batches=10, steps_per_batch=50)
+    with bar:
+        now[0] += 30.0  # building and compiling the step
+        bar.restart_clock()
+        now[0] += 7.0  # the first batch: 6 s of compilation, 1 s of simulation
+        bar.advance(steps=50, exclude_s=6.0)
+        now[0] += 1.0
+        bar.advance(steps=50)
+        assert bar.steps_per_second == pytest.approx(100 / 2.0)
