@@ -37,10 +37,9 @@ def inductor_cache_dir() -> str:
 
 def synchronize(network: Network) -> None:
     """Wait for the network's device (timings of asynchronous CUDA work need it)."""
-    for param in network.parameters():
-        if param.device.type == "cuda":
-            torch.cuda.synchronize(param.device)
-        return
+    param = next(network.parameters(), None)
+    if param is not None and param.device.type == "cuda":
+        torch.cuda.synchronize(param.device)
 
 
 @dataclass
@@ -235,7 +234,7 @@ class LoopState:
     wall_s: float = 0.0  # the whole run so far (set by the caller, e.g. before a checkpoint)
     next_monitor: int = 0  # training samples at which the next monitor evaluation runs
 
-    def throughput(self, steps_per_sample: int | None = None) -> dict[str, float]:
+    def throughput(self) -> dict[str, float]:
         """``train_steps_per_s``, ``train_samples_per_s``, ``eval_samples_per_s``, ``compile_s``."""
         out = {"compile_s": self.compile_s}
         if self.train_s > 0:

@@ -181,8 +181,12 @@ class ImageTask:
             (counts.clone(), batch.labels, None if latency is None else latency.clone())
         )
 
-    def _stored(self, phase: str) -> tuple[Tensor, Tensor, Tensor | None] | None:
-        parts = self._store.pop(phase, [])
+    def _stored(
+        self, phase: str, *, keep: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """Counts, labels and (if every batch recorded them) latencies stored in ``phase``;
+        removed from the store unless ``keep``."""
+        parts = self._store.get(phase, []) if keep else self._store.pop(phase, [])
         if not parts:
             return None
         latency = [p[2] for p in parts if p[2] is not None]
@@ -237,11 +241,9 @@ class ImageTask:
         return self._score(phase, classifier, counts, labels, latency)
 
     def _peek(self, phase: str) -> tuple[Tensor, Tensor] | None:
-        """The responses stored so far in ``phase`` (kept)."""
-        parts = self._store.get(phase, [])
-        if not parts:
-            return None
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        """The counts and labels stored so far in ``phase`` (kept)."""
+        data = self._stored(phase, keep=True)
+        return None if data is None else (data[0], data[1])
 
     def _score(
         self, phase: str, classifier: Any, counts: Tensor, labels: Tensor, latency: Tensor | None
