@@ -168,10 +168,6 @@ class RunCallbacks(Callbacks):
         self._steps = 0  # training steps at the previous batch end (for steps/s)
         self._excluded = 0.0  # compile and evaluation seconds at the previous batch end
 
-    def resume_at(self, state: LoopState) -> None:
-        """Count progress and throughput from a checkpoint's position."""
-        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
-
     def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
         self.last = metrics
         self.runtime.recorder.log_metrics(
@@ -342,7 +338,6 @@ def execute(
             resume_from, experiment.network, experiment.task, device=runtime.device
         )
         runtime.prior_wall_s = start.wall_s
-        callbacks.resume_at(start)
         log.info("resuming from %s (epoch %d, batch %d)", resume_from, start.epoch + 1, start.batch)
     with progress, StopRequest() as stop:
         progress.start_epoch(start.epoch if start else 0, batch=start.batch if start else 0)
