@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from runner import registry
-from runner.compile_policy import CompileChoice, choose_compile
+from runner.compile_policy import CompileChoice, choose_compile, steps_per_call
 from runner.config.cells import cell_settings
 from runner.config.schema import TrainerConf, compile_mode
 from runner.core.dense import DenseConnection
@@ -339,18 +339,32 @@ def train_steps(cfg: DictConfig, task: Task) -> int:
     return int(cfg.run.epochs) * batches * int(cfg.run.steps_per_sample)
 
 
-def compile_choice(cfg: DictConfig, network: Network, task: Task) -> CompileChoice:
-    """``run.compile`` (auto|true|false) resolved for this network and run length."""
-    trained = [
+def _trained(network: Network) -> list[DenseConnection]:
+    return [
         conn
         for conn in network.connections.values()
         if isinstance(conn, DenseConnection) and len(conn.updaters) > 0
     ]
+
+
+def compile_choice(cfg: DictConfig, network: Network, task: Task) -> CompileChoice:
+    """``run.compile`` (auto|true|false) resolved for this network and run length."""
+    trained = _trained(network)
     return choose_compile(
         compile_mode(cfg.run.get("compile", "auto")),
         train_steps=train_steps(cfg, task),
         synapse_samples=sum(c.batch_size * c.n_in * c.n_out for c in trained),
         delays=any(c.delays_active for c in trained),
+    )
+
+
+def chunk_steps(cfg: DictConfig, network: Network, task: Task) -> int:
+    """Steps per compiled call for this run (:func:`runner.compile_policy.steps_per_call`)."""
+    return steps_per_call(
+        train_steps=train_steps(cfg, task),
+        steps_per_sample=int(cfg.run.steps_per_sample),
+        synapse_samples=sum(c.batch_size * c.n_in * c.n_out for c in _trained(network)),
+        log_every=int(cfg.run.log_every),
     )
 
 
@@ -368,5 +382,6 @@ def build_experiment(cfg: DictConfig, *, device: torch.device, dtype: torch.dtyp
         eval_each_epoch=bool(phases) if phases is not None else int(cfg.run.n_eval) > 0,
         compile=choice.compile,
         eval_every=int(cfg.run.get("eval_every", 0)),
+        steps_per_call=chunk_steps(cfg, network, task) if choice.compile else None,
     )
     return Experiment(network, task, plan)

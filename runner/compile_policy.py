@@ -12,6 +12,7 @@ rule is used there.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 #: seconds per step: fixed part and per trained synapse-sample, without and with active delays
@@ -50,3 +51,31 @@ def choose_compile(
         f"eager against {compiled:.0f} s compiled, {COLD_COMPILE_S:.0f} s of it compiling)"
     )
     return CompileChoice(compiled < eager, reason)
+
+
+#: seconds a compiled call costs beyond its arithmetic (guards, wrappers), and seconds of tracing
+#: (dynamo, even with a warm inductor cache) per step unrolled into a chunk graph; both measured
+#: on the default experiment's network, one core (docs/PERFORMANCE.md)
+CALL_OVERHEAD_S = 80e-6
+TRACE_PER_STEP_S = 0.35
+#: at most this many steps per compiled call, and none for large steps (their arithmetic
+#: dwarfs the call overhead, while the unrolled graph would multiply the compile time)
+MAX_STEPS_PER_CALL = 10
+MAX_CHUNKED_SYNAPSES = 1_000_000
+
+
+def steps_per_call(
+    *, train_steps: int, steps_per_sample: int, synapse_samples: int, log_every: int = 0
+) -> int:
+    """Steps unrolled into one compiled call: the common divisor ``k`` of ``steps_per_sample``
+    and ``log_every`` (so that no one-step graph is compiled for the steps left before a sample
+    ends or a log line is due) up to ``MAX_STEPS_PER_CALL`` that minimises the tracing (``k``
+    unrolled steps) plus the call overheads (``train_steps / k``).
+
+    Long runs take the longest chunk; a short run like the default experiment (65,000 steps)
+    takes 5 steps, because tracing 10 would cost more than the calls it saves."""
+    if synapse_samples > MAX_CHUNKED_SYNAPSES or steps_per_sample < 1:
+        return 1
+    period = math.gcd(steps_per_sample, max(log_every, 0))
+    divisors = [k for k in range(1, MAX_STEPS_PER_CALL + 1) if period % k == 0]
+    return min(divisors, key=lambda k: k * TRACE_PER_STEP_S + train_steps / k * CALL_OVERHEAD_S)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from runner.compile_policy import MAX_CHUNKED_SYNAPSES, MAX_STEPS_PER_CALL
 from runner.core.dense import DenseConnection
 from runner.core.network import Network
 
@@ -88,20 +89,17 @@ class LoopPlan:
     eval_each_epoch: bool = True
     compile: bool = False
     eval_every: int = 0  # training samples between the task's monitor phases (0 = never)
+    steps_per_call: int | None = None  # steps per compiled call (None: make_step's default)
 
 
 StepFn = Callable[[dict[str, Tensor], bool], None]
-
-#: Compiled steps run this many steps per call when the per-step work is small (at most
-#: ``CHUNK_MAX_SYNAPSES`` trained synapse-samples): a compiled call costs ~80 us of fixed
-#: overhead (guards, wrappers) on the CPU, as much as the arithmetic of a 784 x 100 step.
-CHUNK_STEPS = 10
-CHUNK_MAX_SYNAPSES = 1_000_000
 
 
 class CompiledStep:
     """A compiled step (``StepFn``) that can also run ``steps_per_call`` steps in one call.
 
+    A compiled call costs ~80 us of fixed overhead (guards, wrappers) on the CPU, as much as the
+    arithmetic of a 784 x 100 step, hence the chunks for small steps.
     :meth:`run_chunk` unrolls ``k`` steps (with the spike counting of :func:`run_batch`) into one
     graph, so the fixed cost of a compiled call is paid once per ``k`` steps. Stale trainer
     caches are rebuilt eagerly before each call, so the graphs never branch on them.
@@ -194,8 +192,9 @@ def make_step(
 
     With ``compile`` the step is traced once into a single graph (``torch.compile``, inductor),
     which fuses the per-synapse learning arithmetic into a few loops, and :func:`run_batch` runs
-    ``steps_per_call`` steps per compiled call (default: ``CHUNK_STEPS`` for small networks, 1
-    otherwise; unrolling k steps makes the first compilation about k times longer).
+    ``steps_per_call`` steps per compiled call (default: ``MAX_STEPS_PER_CALL`` for small
+    networks, 1 otherwise; unrolling k steps makes the first compilation about k times longer;
+    :func:`runner.compile_policy.steps_per_call` weighs the two for a run).
     """
 
     def step(drive: dict[str, Tensor], apply: bool) -> None:
@@ -210,8 +209,8 @@ def make_step(
     # their own objects and count towards dynamo's recompile limit of the same code: drop them.
     torch._dynamo.reset()
     if steps_per_call is None:
-        small = trained_synapses(network) <= CHUNK_MAX_SYNAPSES
-        steps_per_call = CHUNK_STEPS if small else 1
+        small = trained_synapses(network) <= MAX_CHUNKED_SYNAPSES
+        steps_per_call = MAX_STEPS_PER_CALL if small else 1
     return CompiledStep(network, max(int(steps_per_call), 1))
 
 
@@ -545,7 +544,7 @@ def run_loop(
     state = state or LoopState()
     probe = MetricProbe(network)
     guard = FiniteGuard(network)
-    step = make_step(network, compile=plan.compile)
+    step = make_step(network, compile=plan.compile, steps_per_call=plan.steps_per_call)
     clock = TrainClock(network, step)
     monitor_phases: tuple[str, ...] = tuple(getattr(task, "monitor_phases", ()))
     if plan.eval_every > 0 and monitor_phases and state.next_monitor <= state.samples:

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 import runner.config.schema  # noqa: F401  (registers the schema)
 from runner import loop as loop_module
 from runner.build import build_experiment
-from runner.compile_policy import choose_compile
+from runner.compile_policy import choose_compile, steps_per_call
 from runner.core.readout import MaxRateClassifier, confusion_matrix
 from runner.loop import CompiledStep, run_loop
 from runner.tasks import ImageTask
@@ -105,6 +105,38 @@ def test_explicit_compile_modes_win() -> None:
     for mode, expected in (("true", True), ("false", False)):
         choice = choose_compile(mode, train_steps=1, synapse_samples=1, delays=False)
         assert choice.compile is expected
+
+
+@pytest.mark.parametrize(
+    ("steps", "per_sample", "synapses", "log_every", "expected"),
+    [
+        (64_850, 50, 6_400, 5_000, 5),  # the default experiment: tracing 10 steps costs more
+        (600_000, 150, 78_400, 15_000, 10),  # mnist_stdp_cpu: the longest chunk
+        (600_000, 150, 78_400, 0, 10),  # no logging: the sample length alone
+        (600_000, 150, 78_400, 7, 1),  # logs every 7 steps: no common chunk
+        (600_000, 150, 64 * 78_400, 15_000, 1),  # large steps: no chunks
+        (200, 20, 2_560, 50, 1),  # a short run: tracing dominates
+    ],
+)
+def test_steps_per_call_weighs_tracing_against_call_overhead(
+    steps: int, per_sample: int, synapses: int, log_every: int, expected: int
+) -> None:
+    k = steps_per_call(
+        train_steps=steps, steps_per_sample=per_sample, synapse_samples=synapses,
+        log_every=log_every,
+    )  # fmt: skip
+    assert k == expected
+    assert per_sample % k == 0 and (log_every == 0 or log_every % k == 0)
+
+
+def test_the_plan_carries_the_chunk_size_to_the_compiled_step() -> None:
+    with initialize_config_module("runner.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["run.compile=true"])  # the default experiment
+    exp = build_experiment(cfg, device=torch.device("cpu"), dtype=torch.float32)
+    assert exp.plan.steps_per_call == 5  # 1,297 digits of 50 steps (first case above)
+    step = loop_module.make_step(exp.network, compile=True, steps_per_call=exp.plan.steps_per_call)
+    assert isinstance(step, CompiledStep) and step.steps_per_call == 5
+    assert _build("run.compile=false").plan.steps_per_call is None
 
 
 def test_first_spike_readout_picks_the_earliest_assigned_neuron() -> None:
