@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
+from torch.utils._python_dispatch import TorchDispatchMode
 from typer.testing import CliRunner, Result
 
 #: Overrides that make any experiment tiny: a few samples, a few steps, no plots.
@@ -144,3 +145,22 @@ def kernel_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[o
         KERNELS.unregister("triangle")
         KERNELS.clear_cache()
         sys.modules.pop("stdp_plugin_demo", None)
+
+
+class ForbidHostSync(TorchDispatchMode):
+    """Raise on the ops behind ``.item()``, ``float(t)``, ``bool(t)``, ``if t:`` and ``nonzero``:
+    on a GPU each makes the host wait for the device."""
+
+    SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "item"})
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        name = func.overloadpacket.__name__
+        if name in self.SYNC_OPS:
+            raise AssertionError(f"host sync inside the step: aten.{name}")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def no_host_sync() -> Callable[[], ForbidHostSync]:
+    """``with no_host_sync(): ...`` fails the test on any host sync inside the block."""
+    return ForbidHostSync

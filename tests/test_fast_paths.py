@@ -1,8 +1,8 @@
 """The fast paths (fused exponentials, cached kernel values) agree with the plain path.
 
 The plain path evaluates the kernels exactly as the reference does (both kernels on every Δ,
-NaN handling, four separate reductions). Wrapping a kernel in a lambda hides its identity, so the
-engine cannot recognise it and takes the plain path.
+NaN handling, four separate reductions). Each cell chooses its path from what its kernels declare
+(``runner.core.kernels.exponential``); the tests pin a path with ``Cell.choose_path``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from runner.core.ages import SpikeAges
 from runner.core.dense import DenseConnection
-from runner.core.kernels import exp_stdp_post, exp_stdp_pre
+from runner.core.kernels import exp_stdp_post
 from runner.core.trainers import (
     DelayAdjustedKernelSTDP,
     DelayAdjustedKernelSTDPD,
@@ -25,14 +25,6 @@ KW = {
     "kernel_post_kwargs": {"learning_rate": 0.02, "time_constant": 12.0},
     "kernel_pre_kwargs": {"learning_rate": -0.021, "time_constant": 9.0},
 }
-
-
-def _plain(**kw):  # type: ignore[no-untyped-def]
-    return {
-        **kw,
-        "kernel_post": lambda d, **k: exp_stdp_post(d, **k),
-        "kernel_pre": lambda d, **k: exp_stdp_pre(d, **k),
-    }
 
 
 def _run(
@@ -62,7 +54,6 @@ def _run(
     )
     post = SpikeAges((batch, n_out), dt=dt, dtype=dtype)
     kw = {**KW, "batch_reduction": reduction}
-    kw = _plain(**kw) if plain else kw
     trainers: list[KernelTrainer]
     if rule == "kstdp":
         trainers = [KernelSTDP(**kw)]
@@ -72,7 +63,8 @@ def _run(
         trainers = [DelayAdjustedKernelSTDP(**kw), DelayAdjustedKernelSTDPD(**kw)]
     for trainer in trainers:
         cell = trainer.register_cell("c", conn, post)
-        cell.separable = separable  # the factorised batch path (compiled steps pick it)
+        if plain or separable:  # else the path the cell chose (cached or fused)
+            cell.choose_path("plain" if plain else "separable")
     conn.updater("weight").configure(upper=Bound("multiplicative", 1.0), clamp_min=0.0)
     if "delay" in conn.updaters:
         conn.updater("delay").configure(clamp_min=0.0, clamp_max=max_delay)
@@ -138,9 +130,9 @@ def test_separable_path_routes_each_kernel_by_its_sign(lr_post: float, lr_pre: f
             "kernel_post_kwargs": {"learning_rate": lr_post, "time_constant": 12.0},
             "kernel_pre_kwargs": {"learning_rate": lr_pre, "time_constant": 9.0},
         }
-        trainer = KernelSTDP(**(_plain(**kw) if plain else kw))
+        trainer = KernelSTDP(**kw)
         cell = trainer.register_cell("c", conn, post)
-        cell.separable = not plain
+        cell.choose_path("plain" if plain else "separable")
         with torch.no_grad():
             for t in range(60):
                 conn(pre[t])
@@ -182,3 +174,39 @@ def test_separable_sums_on_cuda_match_cpu() -> None:
     gpu = separable_exp_sums(a_pre.cuda(), a_post.cuda(), 12.0, 9.0)
     for a, b in zip(cpu, gpu, strict=True):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-6)
+
+
+def _cell(trainer: KernelTrainer, *, max_delay: float | None = None, batch: int = 2):  # type: ignore[no-untyped-def]
+    conn = DenseConnection(5, 3, dt=1.0, batch_size=batch, weight=torch.zeros(3, 5),
+                           max_delay=max_delay)  # fmt: skip
+    return trainer.register_cell("c", conn, SpikeAges((batch, 3), dt=1.0))
+
+
+def test_each_cell_chooses_its_path_from_what_its_kernels_declare(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from runner.core.kernels import exponential
+
+    @exponential("post")
+    def my_post(diff: torch.Tensor, *, learning_rate: float, time_constant: float) -> torch.Tensor:
+        return exp_stdp_post(diff, learning_rate=learning_rate, time_constant=time_constant)
+
+    with caplog.at_level("DEBUG", logger="runner.core.cell"):
+        assert _cell(KernelSTDP(**KW)).path.name == "cached"  # undelayed, number kwargs
+    assert "cell c: cached path" in caplog.text
+    assert _cell(KernelSTDP(**KW), max_delay=4.0).path.name == "fused"
+    assert _cell(DelayAdjustedKernelSTDP(**KW), max_delay=4.0).path.name == "fused"
+    assert _cell(KernelSTDP(**KW, kernel_post=my_post)).path.name == "cached"  # declared too
+    plain = _cell(KernelSTDP(**KW, kernel_post=lambda d, **k: exp_stdp_post(d, **k)))
+    assert plain.path.name == "plain"
+    assert _cell(KernelSTDP(**KW, kernel_pre=exp_stdp_post)).path.name == "plain"  # wrong side
+    assert _cell(KernelSTDP(**KW, batch_reduction="median")).path.name == "plain"  # not linear
+    tensor_lr = {"learning_rate": torch.full((3, 5), 0.02), "time_constant": 12.0}
+    per_synapse = KernelSTDP(
+        kernel_post_kwargs=tensor_lr, kernel_pre_kwargs=KW["kernel_pre_kwargs"]
+    )
+    assert _cell(per_synapse).path.name == "fused"  # no cache for tensor kwargs
+    with pytest.raises(ValueError, match="cannot take the fused path: needs kernels declared"):
+        plain.choose_path("fused")
+    with pytest.raises(ValueError, match="cannot take the separable path: needs the kernel cache"):
+        _cell(KernelSTDP(**KW), max_delay=4.0).choose_path("separable")

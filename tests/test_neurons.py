@@ -6,20 +6,10 @@ import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from runner.core.neurons import ALIF, LIF, NEURONS, ForcedPopulation, whole_steps
 
 F64 = torch.float64
-
-
-class NoHostSync(TorchDispatchMode):
-    """Raise on the ops behind .item(), float(t), bool(t), `if t:` and nonzero."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
-            raise AssertionError(f"host sync: {func}")
-        return func(*args, **(kwargs or {}))
 
 
 LIF_PARAMS = dict(
@@ -220,11 +210,11 @@ def test_forced_population_emits_given_spikes():
     assert pop.spike.shape == (4, 3)
 
 
-def test_steps_do_not_sync_with_the_host():
+def test_steps_do_not_sync_with_the_host(no_host_sync):
     lif, alif = make_lif(n=4, batch_size=3), make_alif(n=4, batch_size=3)
     pop = ForcedPopulation(4, batch_size=3)
     current = torch.full((3, 4), 30.0, dtype=F64)
-    with NoHostSync():
+    with no_host_sync():
         for _ in range(10):
             lif(current)
             alif(current)

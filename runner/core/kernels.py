@@ -13,20 +13,46 @@ a per-synapse learning rate of shape ``[O, I]``). Every kwarg is declared explic
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 Scalar = float | Tensor
 Kernel = Callable[..., Tensor]
+ExpSide = Literal["post", "pre"]
 
 
+def exponential(side: ExpSide) -> Callable[[Kernel], Kernel]:
+    """Declare a kernel to be exactly ``learning_rate * exp(-|Δ|/time_constant)`` on one side
+    of 0 (``post``: Δ >= 0, ``pre``: Δ < 0) and 0 on the other, NaN for a NaN Δ.
+
+    A cell whose post and pre kernels declare the two sides, with a linear batch reduction,
+    takes the fused, cached and separable paths (:mod:`runner.core.paths`), which compute that
+    formula directly; a plugin kernel that is this formula may declare it too.
+    """
+
+    def declare(kernel: Kernel) -> Kernel:
+        kernel.exp_side = side  # type: ignore[attr-defined]
+        return kernel
+
+    return declare
+
+
+def exp_side(kernel: Kernel) -> ExpSide | None:
+    """The side a kernel declared with :func:`exponential`, or None."""
+    side = getattr(kernel, "exp_side", None)
+    return side if side in ("post", "pre") else None
+
+
+@exponential("post")
 def exp_stdp_post(diff: Tensor, *, learning_rate: Scalar, time_constant: Scalar) -> Tensor:
     """Causal exponential kernel: ``learning_rate * exp(-|Δ|/time_constant) * [Δ >= 0]``."""
     mask = (diff >= 0).to(diff.dtype)
     return torch.exp(diff.abs() / (-time_constant)) * (learning_rate * mask)
 
 
+@exponential("pre")
 def exp_stdp_pre(diff: Tensor, *, learning_rate: Scalar, time_constant: Scalar) -> Tensor:
     """Anti-causal exponential kernel: ``learning_rate * exp(-|Δ|/time_constant) * [Δ < 0]``."""
     mask = (diff < 0).to(diff.dtype)
