@@ -48,6 +48,7 @@ from runner.objective import (
 )
 from runner.progress import Progress, parallel_launcher, resolve_mode
 from runner.record import FAILED, SUMMARY, RunRecorder, write_failed
+from runner.tracking import Snapshot
 
 log = logging.getLogger("runner")
 
@@ -134,7 +135,10 @@ def setup_runtime(config: StdpRunConfig, run_dir: Path) -> Runtime:
         if isinstance(n_jobs, int) and n_jobs > 0:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
     recorder = RunRecorder(
-        run_dir, save_weights=config.logger.save_weights, plots=config.logger.plots
+        run_dir,
+        save_weights=config.logger.save_weights,
+        plots=config.logger.plots,
+        backends=config.logger.backends,
     )
     progress = resolve_mode(config.run.progress.value)
     log.info(
@@ -230,6 +234,11 @@ class RunCallbacks(Callbacks):
         log.info(
             "epoch %d: %s", state.epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         )
+        tracker = self.runtime.recorder.tracker
+        if tracker.wants_parameters:  # the epoch's phases have synced already: one copy each
+            weights, delays = parameters(self.network)
+            image_shape, inputs = image_inputs(self.runtime.config)
+            tracker.log_parameters(Snapshot(state.steps, weights, delays, image_shape, inputs))
         if state.epoch + 1 < self.progress.epochs:
             self.progress.start_epoch(state.epoch + 1)
 
@@ -421,7 +430,11 @@ def run_experiment(
     if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
         runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
         info["resumed_from"] = resume_from.name
-    metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
+    try:
+        metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
+    except BaseException:
+        runtime.recorder.close()  # flush what the backends have, then report the failure
+        raise
     wall = runtime.wall_s()
     runtime.recorder.finish(
         metrics,

@@ -29,6 +29,7 @@ from runner.config.schema import StdpRunConfig
 from runner.config.trainer_checks import check_trainers
 from runner.objective import check_objective
 from runner.registry import choices_text, did_you_mean
+from runner.tracking import check_backends
 
 
 def _join(path: str, key: Any) -> str:
@@ -101,6 +102,7 @@ def check_semantics(cfg: StdpRunConfig, *, build_check: bool = True) -> list[str
     check_network(cfg, out, build_check=build_check)
     check_trainers(cfg, out)
     check_objective(cfg, out)
+    check_backends(cfg, out)
     return out
 
 
