@@ -172,7 +172,9 @@ def test_a_registered_backend_gets_rows_snapshots_and_the_end(run_cli, recording
     assert backend.run_dir == run_dir and backend.closed
     steps = [step for step, _ in backend.rows]
     assert steps == sorted(steps) and all(row["step"] == s for s, row in backend.rows)
-    assert [s.step for s in backend.snapshots] == [r["step"] for _, r in backend.rows if "accuracy" in r]
+    assert [s.step for s in backend.snapshots] == [
+        r["step"] for _, r in backend.rows if "accuracy" in r
+    ]
     snap = backend.snapshots[-1]
     assert tuple(snap.weights["input_exc"].shape) == (100, 64)
     assert snap.image_shape == (8, 8) and snap.input_connections == ("input_exc",)
