@@ -98,6 +98,30 @@ def test_hparams_summary_holds_the_overrides_and_final_metrics(tmp_path: Path) -
     assert acc.Scalars("final/accuracy")[-1].value == 0.5
 
 
+def test_delay_histograms_and_fields_from_a_snapshot(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    import numpy as np
+    import torch
+
+    from runner.tensorboard_backend import TensorBoardBackend, fields_image
+
+    weights = torch.arange(12, dtype=torch.float32).reshape(3, 4)  # 3 neurons, 2x2 images
+    delays = torch.tensor([[0.5, float("nan")], [2.0, 3.0]])
+    backend = TensorBoardBackend(tmp_path / "tb")
+    backend.log_parameters(Snapshot(7, {"c": weights}, {"c": delays}, (2, 2), ("c",)))
+    backend.close()
+    acc = _accumulator(tmp_path / "tb")
+    (histogram,) = acc.Histograms("delays/c")
+    assert histogram.step == 7 and histogram.histogram_value.num == 3  # NaN left out
+    assert histogram.histogram_value.sum == pytest.approx(5.5)
+    assert acc.Histograms("weights/c")[0].histogram_value.max == 11
+    image = fields_image(weights, (2, 2))
+    assert image.shape == (1, 7, 7)  # 2 x 2 tiles of 2x2 with 1-pixel borders
+    assert image[0, 1:3, 1:3] == pytest.approx(np.array([[0.0, 1 / 3], [2 / 3, 1.0]]))  # / max
+    assert image[0, 1:3, 4:6].max() == 1.0 and image[0, 4:6, 4:6].max() == 0.0  # empty tile
+    assert acc.Images("receptive_fields/c")[0].width == 7
+
+
 def test_parse_overrides_types_values() -> None:
     assert parse_overrides(
         ["seed=2", "+x.y=1e-3", "flag=true", "name=abc", "hydra/launcher=parallel", "bad"]
@@ -190,7 +214,7 @@ def test_a_registered_backend_gets_rows_snapshots_and_the_end(run_cli, recording
 @pytest.mark.slow
 def test_a_sweep_compares_in_one_tensorboard_logdir(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     sweep = tmp_path / "sweep"
