@@ -174,6 +174,8 @@ class RunRecorder:
         run_dir: the folder (Hydra's ``runtime.output_dir``).
         save_weights: write ``weights/`` and ``delays/`` safetensors.
         plots: write PNG plots under ``plots/``.
+        backends: logger backend names (:mod:`runner.tracking`) that receive the metrics rows;
+            ``csv`` is ``metrics.csv``.
     """
 
     def __init__(
