@@ -250,3 +250,15 @@ def test_a_failed_trial_does_not_stop_a_parallel_search(tmp_path: Path) -> None:
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_params["trainer.weight.batch_reduction"] == "mean"
     assert math.isfinite(results.best_value)
+
+
+def test_a_missing_sweeper_plugin_names_its_extra() -> None:
+    from hydra.errors import MissingConfigException
+
+    from runner.config.errors import describe_error
+
+    exc = MissingConfigException("not found", "hydra/sweeper/optuna", options=["basic"])
+    assert describe_error(exc) == (
+        "hydra/sweeper: unknown option 'optuna' valid: basic "
+        "(its plugin is not installed: pip install 'stdp-run[optuna]')"
+    )
