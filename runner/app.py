@@ -5,6 +5,10 @@ every launcher: it is importable and pickles by reference). It is a thin shell a
 :func:`run_experiment`, which tests call directly with a composed config. A failure is logged
 (Hydra 1.3 leaves a failed multirun job's log empty otherwise) and marked with a ``FAILED`` file
 holding the one-line error, then re-raised so that Hydra and the CLI report it.
+
+The task returns the run's objective (:mod:`runner.objective`), the one float that optimising
+sweepers such as Optuna read; in such a search a diverging run returns the worst value instead
+of raising, so the search goes on.
 """
 
 from __future__ import annotations
@@ -32,11 +36,19 @@ from runner.checkpoint import (
 )
 from runner.config import schema as _schema  # noqa: F401  (registers the schema)
 from runner.config.errors import ConfigError, DeviceError, UserAbort, describe_error, is_user_error
-from runner.config.schema import StdpRunConfig
+from runner.config.schema import ObjectiveConf, StdpRunConfig
 from runner.config.validate import validate_config
 from runner.loop import Callbacks, LoopState, NonFiniteError
+from runner.objective import (
+    BASIC_SWEEPER,
+    ObjectiveError,
+    check_objective,
+    objective_value,
+    worst,
+)
 from runner.progress import Progress, parallel_launcher, resolve_mode
 from runner.record import FAILED, SUMMARY, RunRecorder, write_failed
+from runner.tracking import Snapshot
 
 log = logging.getLogger("runner")
 
@@ -123,7 +135,10 @@ def setup_runtime(config: StdpRunConfig, run_dir: Path) -> Runtime:
         if isinstance(n_jobs, int) and n_jobs > 0:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
     recorder = RunRecorder(
-        run_dir, save_weights=config.logger.save_weights, plots=config.logger.plots
+        run_dir,
+        save_weights=config.logger.save_weights,
+        plots=config.logger.plots,
+        backends=config.logger.backends,
     )
     progress = resolve_mode(config.run.progress.value)
     log.info(
@@ -148,6 +163,12 @@ def _multirun() -> bool:
 
 def _task_overrides() -> list[str]:
     return [str(x) for x in _hydra_select("overrides.task") or []]
+
+
+def searching() -> bool:
+    """True in a multirun whose sweeper optimises the returned objective (not the basic grid)."""
+    target = _hydra_select("sweeper._target_", BASIC_SWEEPER)
+    return _multirun() and str(target) != BASIC_SWEEPER
 
 
 class RunCallbacks(Callbacks):
@@ -213,6 +234,11 @@ class RunCallbacks(Callbacks):
         log.info(
             "epoch %d: %s", state.epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         )
+        tracker = self.runtime.recorder.tracker
+        if tracker.wants_parameters:  # the epoch's phases have synced already: one copy each
+            weights, delays = parameters(self.network)
+            image_shape, inputs = image_inputs(self.runtime.config)
+            tracker.log_parameters(Snapshot(state.steps, weights, delays, image_shape, inputs))
         if state.epoch + 1 < self.progress.epochs:
             self.progress.start_epoch(state.epoch + 1)
 
@@ -383,18 +409,32 @@ def execute(
 
 
 def run_experiment(
-    cfg: DictConfig, run_dir: str | Path | None = None, *, resume_from: Path | None = None
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume_from: Path | None = None,
+    search: bool = False,
 ) -> dict[str, float]:
     """Validate ``cfg``, set up the run and execute it (from a checkpoint when ``resume_from``);
-    write ``summary.json`` last."""
+    write ``summary.json`` last. With ``search`` the objective metric must be one this
+    experiment's task reports."""
     config = validate_config(cfg)
+    if search:
+        problems: list[str] = []
+        check_objective(config, problems, searching=True)
+        if problems:
+            raise ObjectiveError(problems)
     out = Path(run_dir) if run_dir is not None else _output_dir()
     runtime = setup_runtime(config, out)
     info: dict[str, Any] = {"overrides": _task_overrides() or _saved_overrides(out)}
     if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
         runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
         info["resumed_from"] = resume_from.name
-    metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
+    try:
+        metrics = execute(cfg, out, log, runtime, resume_from=resume_from)
+    except BaseException:
+        runtime.recorder.close()  # flush what the backends have, then report the failure
+        raise
     wall = runtime.wall_s()
     runtime.recorder.finish(
         metrics,
@@ -419,11 +459,29 @@ def _saved_overrides(run_dir: Path) -> list[str]:
     return [str(x) for x in saved] if OmegaConf.is_list(saved) else []
 
 
-def task(cfg: DictConfig) -> dict[str, float]:
-    """:func:`run_experiment` in the Hydra output dir, logging and marking failures."""
-    run_dir = _output_dir()
+def _objective(cfg: DictConfig) -> ObjectiveConf | None:
+    """``cfg.objective`` typed (None where the config cannot give it: validation says why)."""
     try:
-        return run_experiment(cfg, run_dir)
+        node = OmegaConf.to_object(cfg.objective)
+    except Exception:
+        return None
+    return node if isinstance(node, ObjectiveConf) else None
+
+
+def task(cfg: DictConfig) -> float:
+    """:func:`run_experiment` in the Hydra output dir, logging and marking failures; returns
+    the objective (NaN where a plain run lacks its metric)."""
+    run_dir = _output_dir()
+    search = searching()
+    objective = _objective(cfg)
+    try:
+        metrics = run_experiment(cfg, run_dir, search=search)
+        if objective is None:
+            return math.nan
+        value = objective_value(metrics, objective, required=search)
+        if search:
+            log.info("objective %s = %.6g", objective.metric, value)
+        return value
     except UserAbort as exc:  # interrupted: the checkpoint is saved, the message says how on
         log.warning("%s", exc.message)
         write_failed(run_dir, exc.message)
@@ -443,6 +501,8 @@ def task(cfg: DictConfig) -> dict[str, float]:
     except (NonFiniteError, CheckpointError) as exc:  # the run's own failure, one line
         log.error("run failed: %s", exc)
         write_failed(run_dir, str(exc))
+        if search and objective is not None and isinstance(exc, NonFiniteError):
+            return _worst_trial(objective)
         if _multirun():
             raise
         raise UserAbort(str(exc), code=1) from exc
@@ -454,14 +514,25 @@ def task(cfg: DictConfig) -> dict[str, float]:
             message = describe_error(exc) if user else f"{type(exc).__name__}: {exc}"
         log.error("run failed: %s", message, exc_info=not user)
         write_failed(run_dir, message)
+        # one bad trial (e.g. a sampled value the config rejects) must not end a search; an
+        # objective that no trial can report must
+        trial = isinstance(exc, Exception) and not isinstance(exc, ObjectiveError)
+        if search and objective is not None and trial:
+            return _worst_trial(objective)
         if user and not isinstance(exc, KeyboardInterrupt) and not _multirun():
             raise UserAbort(message) from exc
         raise
 
 
+def _worst_trial(objective: ObjectiveConf) -> float:
+    value = worst(objective.direction)
+    log.warning("the trial failed: the search gets the worst objective (%s) and goes on", value)
+    return value
+
+
 @hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")
-def hydra_entry(cfg: DictConfig) -> dict[str, float]:
-    """The ``@hydra.main`` task (``stdp-run [overrides]`` routes here)."""
+def hydra_entry(cfg: DictConfig) -> float:
+    """The ``@hydra.main`` task (``stdp-run [overrides]`` routes here); returns the objective."""
     return task(cfg)
 
 

@@ -70,6 +70,27 @@ def _finite(values: Any) -> np.ndarray:
     return data[np.isfinite(data)]
 
 
+def field_mosaic(weight: Any, image_shape: tuple[int, int], *, max_fields: int = 100) -> np.ndarray:
+    """The first ``max_fields`` rows of ``weight`` ``[O, H*W]`` as ``H x W`` tiles of one image.
+
+    Tiles fill a near-square grid, each with a 1-pixel NaN border (blank when drawn): one image
+    draws in a fraction of the time of one axes per neuron.
+    """
+    w = _to_numpy(weight)
+    h, wd = image_shape
+    if w.ndim != 2 or w.shape[1] != h * wd:
+        raise ValueError(f"weight must be [O, {h * wd}] for images {h}x{wd}, got {list(w.shape)}")
+    n = min(w.shape[0], max_fields)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    mosaic = np.full((rows * (h + 1) + 1, cols * (wd + 1) + 1), np.nan)
+    for i in range(n):
+        row, col = divmod(i, cols)
+        top, left = 1 + row * (h + 1), 1 + col * (wd + 1)
+        mosaic[top : top + h, left : left + wd] = w[i].reshape(h, wd)
+    return mosaic
+
+
 def plot_receptive_fields(
     weight: Any,
     path: str | Path,
@@ -86,19 +107,10 @@ def plot_receptive_fields(
         max_fields: at most this many neurons (the first ones) are drawn.
     """
     w = _to_numpy(weight)
-    h, wd = image_shape
-    if w.ndim != 2 or w.shape[1] != h * wd:
-        raise ValueError(f"weight must be [O, {h * wd}] for images {h}x{wd}, got {list(w.shape)}")
+    mosaic = field_mosaic(w, image_shape, max_fields=max_fields)
     n = min(w.shape[0], max_fields)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    # one mosaic image (a 1-pixel blank border around each field): a single imshow draws in a
-    # fraction of the time of one axes per neuron
-    mosaic = np.full((rows * (h + 1) + 1, cols * (wd + 1) + 1), np.nan)
-    for i in range(n):
-        row, col = divmod(i, cols)
-        top, left = 1 + row * (h + 1), 1 + col * (wd + 1)
-        mosaic[top : top + h, left : left + wd] = w[i].reshape(h, wd)
     fig = Figure(figsize=(0.8 * cols + 1.5, 0.8 * rows + 0.8))
     ax = fig.add_subplot()
     ax.set_axis_off()

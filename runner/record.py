@@ -4,7 +4,8 @@ Layout of a run folder (Hydra's output dir)::
 
     .hydra/                 composed config, hydra config, overrides (written by Hydra)
     stdp_run.log            the log (plain file handler of conf/hydra/job_logging/rich.yaml)
-    metrics.csv             one row per metrics read-out, appended and flushed
+    metrics.csv             one row per metrics read-out, appended and flushed (csv backend)
+    tensorboard/            event files of the tensorboard backend (logger.backends)
     weights/<tag>.safetensors   one tensor per connection name ([O, I]); tags: final, batch_000120
     delays/<tag>.safetensors    the same for connections with learned delays
     plots/*.png             histograms, receptive fields, learning curves (runner.plots)
@@ -24,7 +25,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -173,20 +174,30 @@ class RunRecorder:
         run_dir: the folder (Hydra's ``runtime.output_dir``).
         save_weights: write ``weights/`` and ``delays/`` safetensors.
         plots: write PNG plots under ``plots/``.
+        backends: logger backend names (:mod:`runner.tracking`) that receive the metrics rows;
+            ``csv`` is ``metrics.csv``.
     """
 
     def __init__(
-        self, run_dir: str | Path, *, save_weights: bool = True, plots: bool = True
+        self,
+        run_dir: str | Path,
+        *,
+        save_weights: bool = True,
+        plots: bool = True,
+        backends: Sequence[str] = ("csv",),
     ) -> None:
+        from runner.tracking import Tracker
+
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsWriter(self.run_dir / METRICS)
         self.save_weights = save_weights
         self.plots = plots
+        self.tracker = Tracker.from_names(backends, self.run_dir)
 
     def log_metrics(self, row: Mapping[str, Any]) -> None:
-        """Append one metrics row (numbers already read from the device)."""
-        self.metrics.append(row)
+        """Hand one metrics row (numbers already read from the device) to the backends."""
+        self.tracker.log_metrics(row)
 
     def save_parameters(
         self,
@@ -228,12 +239,19 @@ class RunRecorder:
         return written
 
     def finish(self, metrics: Mapping[str, Any], **info: Any) -> Path:
-        """Plot the learning curves, then write ``summary.json`` (last)."""
+        """Plot the learning curves, hand the final metrics to the backends, then write
+        ``summary.json`` (last)."""
         if self.plots and self.metrics.path.exists():
             from runner.plots import plot_learning_curves
 
             plot_learning_curves(self.metrics.path, self.run_dir / "plots" / "learning_curves.png")
+        self.tracker.finish(metrics, [str(x) for x in info.get("overrides") or []])
+        self.tracker.close()
         return write_summary(self.run_dir, metrics, **info)
+
+    def close(self) -> None:
+        """Flush and close the backends' files (after a failure too)."""
+        self.tracker.close()
 
     def fail(self, message: str) -> Path:
         """Mark the run as failed with a one-line message."""

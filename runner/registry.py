@@ -368,6 +368,12 @@ def _datasets() -> Mapping[str, Any]:
     }
 
 
+def _loggers() -> Mapping[str, Any]:
+    from runner.tracking import builtin_backends
+
+    return builtin_backends()
+
+
 def _bound_upper(pair: Any) -> Callable[..., Any]:
     return pair[0]  # type: ignore[no-any-return]
 
@@ -392,6 +398,9 @@ STIMULI: Registry[Any] = Registry(
     skip=("intensity", "n_afferents", "steps", "dt", "generator", "batch_size", "device", "dtype"),
 )
 DATASETS: Registry[Any] = Registry("dataset", builtins=_datasets)
+LOGGERS: Registry[Any] = Registry(
+    "logger backend", builtins=_loggers, entry_point_group="stdp_run.loggers", skip=("run_dir",)
+)
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "kernels": KERNELS,
@@ -402,4 +411,5 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "connections": CONNECTIONS,
     "stimuli": STIMULI,
     "datasets": DATASETS,
+    "loggers": LOGGERS,
 }

@@ -182,8 +182,13 @@ class SweepSummaryCallback(Callback):
     """Hydra callback: keep ``sweep_summary.csv`` of a multirun up to date and print it at the end.
 
     The table is rewritten after each job (so it exists even if a job fails, when Hydra skips
-    ``on_multirun_end``) and once more when the sweep ends.
+    ``on_multirun_end``) and once more when the sweep ends. It also creates the sweep folder
+    before the sweeper starts, so that a search can keep its Optuna study there.
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # the sweep folder exists before the sweeper starts: a search stores its study there
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig

@@ -85,6 +85,16 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0].strip() if text.strip() else ""
 
 
+#: Hydra plugin options (group, option) that an extra of this package installs.
+PLUGIN_EXTRAS = {
+    ("hydra/sweeper", "optuna"): "optuna",
+    ("hydra/launcher", "joblib"): "joblib",
+    ("hydra/launcher", "submitit_local"): "slurm",
+    ("hydra/launcher", "submitit_slurm"): "slurm",
+    ("hydra/launcher", "ray"): "ray",
+}
+
+
 def _missing_config(exc: MissingConfigException) -> str:
     missing = exc.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
@@ -95,6 +105,9 @@ def _missing_config(exc: MissingConfigException) -> str:
     msg += choices_text(options)
     if group == "device" and option.startswith("cuda:"):
         msg += f" (for one GPU use device=cuda device.name={option})"
+    extra = PLUGIN_EXTRAS.get((group, option))
+    if extra:
+        msg += f" (its plugin is not installed: pip install 'stdp-run[{extra}]')"
     return msg
 
 

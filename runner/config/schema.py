@@ -64,6 +64,11 @@ class Holdout(Enum):
     tail = "tail"
 
 
+class Direction(Enum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
 @dataclass
 class DeviceConf:
     """``name``: ``auto`` (CUDA if available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
@@ -235,6 +240,16 @@ class LoggerConf:
     metrics: list[str] = field(default_factory=list)  # metric names shown by the progress bar
     save_weights: bool = True  # weights/ and delays/ as safetensors
     plots: bool = True  # PNG plots under plots/
+    # where metrics go: logger backend registry names (csv = metrics.csv, tensorboard, plugins)
+    backends: list[str] = field(default_factory=lambda: ["csv"])
+
+
+@dataclass
+class ObjectiveConf:
+    """The one number a run returns to a sweeper (e.g. Optuna): a final metric and its sense."""
+
+    metric: str = "accuracy"
+    direction: Direction = Direction.maximize
 
 
 @dataclass
@@ -263,6 +278,7 @@ class StdpRunConfig:
     trainer: dict[str, TrainerConf] = field(default_factory=dict)
     logger: LoggerConf = field(default_factory=LoggerConf)
     readout: ReadoutConf | None = None
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
 
 
 def compile_mode(value: Any) -> str:

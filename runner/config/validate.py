@@ -27,7 +27,9 @@ from runner.config.checks import check_network
 from runner.config.errors import ConfigError, describe_error
 from runner.config.schema import StdpRunConfig
 from runner.config.trainer_checks import check_trainers
+from runner.objective import check_objective
 from runner.registry import choices_text, did_you_mean
+from runner.tracking import check_backends
 
 
 def _join(path: str, key: Any) -> str:
@@ -99,6 +101,8 @@ def check_semantics(cfg: StdpRunConfig, *, build_check: bool = True) -> list[str
     out: list[str] = []
     check_network(cfg, out, build_check=build_check)
     check_trainers(cfg, out)
+    check_objective(cfg, out)
+    check_backends(cfg, out)
     return out
 
 
