@@ -249,6 +249,20 @@ def distribution(values: Any) -> dict[str, float]:
     return {k: round(v, 6) for k, v in out.items()}
 
 
+def timing(state: LoopState) -> dict[str, float]:
+    """What the throughput figures are made of, over every process of a resumed run: the
+    simulated training steps and samples, their simulation seconds (compilation excluded), the
+    learning-free samples and seconds, and the compilation seconds."""
+    return {
+        "train_steps": state.train_steps,
+        "train_samples": state.samples,
+        "train_s": round(state.train_s, 3),
+        "eval_samples": state.eval_samples,
+        "eval_s": round(state.eval_s, 3),
+        "compile_s": round(state.compile_s, 3),
+    }
+
+
 def image_inputs(config: StdpRunConfig) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
     """``(H, W)`` of square image inputs and the connections that read them (for plots)."""
     if config.stimulus.dataset is None:
@@ -363,6 +377,7 @@ def execute(
         write_figures(run_dir / "plots")
     summary = getattr(experiment.task, "summary", None)
     runtime.extras = summary() if callable(summary) else {}
+    runtime.extras["timing"] = timing(state)
     if start_delays:
         end = learned_delays(experiment.network)
         runtime.extras["delays"] = {
