@@ -330,12 +330,10 @@ def execute(
     config = runtime.config
     experiment = build_experiment(cfg, device=runtime.device, dtype=runtime.dtype)
     start_delays = learned_delays(experiment.network)  # the built values, also when resuming
-    n_batches = getattr(experiment.task, "n_batches", None)
-    batches = n_batches("train") if callable(n_batches) else 0
     progress = Progress(
         runtime.progress,
         epochs=config.run.epochs,
-        batches=batches,
+        batches=experiment.task.n_batches("train"),
         steps_per_batch=config.run.steps_per_sample,
         metric_keys=config.logger.metrics,
     )

@@ -69,12 +69,15 @@ class Task(Protocol):
     Phases: ``train`` (learning on), then after each epoch the learning-free phases the task
     lists in ``eval_phases`` (default ``("eval",)``, e.g. a labelling pass, validation, test),
     and every ``eval_every`` training samples those in ``monitor_phases`` (if any).
+    ``n_batches(phase)`` is the number of batches ``batches(phase, epoch)`` yields in an epoch
+    (the total of the progress line).
     """
 
     input: str
     watch: tuple[str, ...]
     record_raster: bool
 
+    def n_batches(self, phase: str) -> int: ...
     def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]: ...
     def observe(self, phase: str, batch: Batch, record: Record) -> None: ...
     def end_phase(self, phase: str, epoch: int) -> dict[str, float]: ...
