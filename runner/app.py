@@ -228,6 +228,15 @@ def parameters(network: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return weights, delays
 
 
+def fixed_connections(network: Any) -> list[str]:
+    """Connections that no learning rule trains (their weights are what the config set)."""
+    return [
+        name
+        for name, conn in network.connections.items()
+        if len(getattr(conn, "updaters", {})) == 0
+    ]
+
+
 def learned_delays(network: Any) -> dict[str, Any]:
     """Copies of the delays that a learning rule trains, by connection name."""
     return {
@@ -390,6 +399,7 @@ def execute(
         image_shape=image_shape,
         input_connections=input_conns,
         initial_delays=start_delays,
+        fixed=fixed_connections(experiment.network),
     )
     logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
     return {k: float(v) for k, v in state.metrics.items()}

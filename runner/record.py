@@ -27,7 +27,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -230,6 +230,7 @@ class RunRecorder:
         image_shape: tuple[int, int] | None = None,
         input_connections: tuple[str, ...] = (),
         initial_delays: Mapping[str, Any] | None = None,
+        fixed: Collection[str] = (),
     ) -> list[Path]:
         """Save weights/delays as ``weights/<tag>.safetensors`` (and plots for the final tag).
 
@@ -240,6 +241,7 @@ class RunRecorder:
             image_shape: ``(H, W)`` of image inputs, for receptive-field plots.
             input_connections: the connections whose inputs are images.
             initial_delays: learned delays at the start of the run (drawn behind the final ones).
+            fixed: connections without a learning rule (saved, but not plotted).
         """
         written: list[Path] = []
         delays = delays or {}
@@ -257,6 +259,7 @@ class RunRecorder:
                 image_shape=image_shape,
                 input_connections=input_connections,
                 initial_delays=initial_delays,
+                fixed=fixed,
             )
         return written
 
