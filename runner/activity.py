@@ -85,8 +85,8 @@ class ActivityWatch:
             return (
                 f"population {population!r} saturated (in every sample one neuron fired "
                 f"{busiest:.0f} or more times in {steps} steps, {SATURATION:.0%} or more of the "
-                f"{cap} spikes its refractory period allows); likely cause: a learning rate too high "
-                "(weights at their upper bound), too much input (connection scale, "
+                f"{cap} spikes its refractory period allows); likely cause: a learning rate "
+                "too high (weights at their upper bound), too much input (connection scale, "
                 "normalisation target) or a threshold too low"
             )
         return None

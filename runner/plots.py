@@ -128,8 +128,10 @@ def read_metrics(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 
 #: Columns of metrics.csv that are positions or timings, not learning curves.
-NOT_CURVES = frozenset({"epoch", "batch", "step", "global_step", "compile_s",
-                        "train_steps_per_s", "train_samples_per_s", "eval_samples_per_s"})  # fmt: skip
+NOT_CURVES = frozenset(
+    {"epoch", "batch", "step", "global_step", "compile_s", "train_steps_per_s",
+     "train_samples_per_s", "eval_samples_per_s"}
+)  # fmt: skip
 
 #: ``(test, y label)`` by metric name, first match wins (see :func:`axis_label`).
 _LABELS: tuple[tuple[Callable[[str], bool], str], ...] = (
