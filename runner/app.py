@@ -413,7 +413,10 @@ def run_experiment(
     config = validate_config(cfg)
     out = Path(run_dir) if run_dir is not None else _output_dir()
     runtime = setup_runtime(config, out)
-    info: dict[str, Any] = {"overrides": _task_overrides() or _saved_overrides(out)}
+    # a resumed run keeps the overrides it was started with (Hydra's config, if any, is another
+    # job's: resume runs outside Hydra)
+    overrides = _saved_overrides(out) if resume_from is not None else _task_overrides()
+    info: dict[str, Any] = {"overrides": overrides or _saved_overrides(out)}
     if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
         runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
         info["resumed_from"] = resume_from.name

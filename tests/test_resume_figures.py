@@ -65,6 +65,11 @@ def test_resume_keeps_wall_time_throughput_overrides_and_progress(  # type: igno
     loop["wall_s"], loop["train_s"] = PRIOR_WALL_S, PRIOR_TRAIN_S
     torch.save(payload, path)
 
+    # another Hydra command in this process leaves its job config behind (``--cfg job`` does):
+    # it is not the resumed run's
+    other = cli("seed=5", f"hydra.run.dir={tmp_path / 'other'}", "--cfg", "job")
+    assert other.exit_code == 0, other.output
+
     lines = Lines()
     progress_log = logging.getLogger("runner.progress")
     progress_log.addHandler(lines)
