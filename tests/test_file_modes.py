@@ -67,9 +67,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path, umask: i
     assert [p.name for p in tmp_path.iterdir()] == ["FAILED"]
 
 
-@pytest.mark.parametrize(
-    ("umask", "expected"), [(0o022, 0o644), (0o002, 0o664)], indirect=["umask"]
-)
+@pytest.mark.parametrize(("umask", "expected"), [(0o002, 0o664)], indirect=["umask"])
 def test_every_file_of_a_run_folder_honours_the_umask(
     tmp_path: Path, compose_cfg, umask: int, expected: int
 ) -> None:  # type: ignore[no-untyped-def]
