@@ -254,6 +254,15 @@ def parameters(network: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return weights, delays
 
 
+def fixed_connections(network: Any) -> list[str]:
+    """Connections that no learning rule trains (their weights are what the config set)."""
+    return [
+        name
+        for name, conn in network.connections.items()
+        if len(getattr(conn, "updaters", {})) == 0
+    ]
+
+
 def learned_delays(network: Any) -> dict[str, Any]:
     """Copies of the delays that a learning rule trains, by connection name."""
     return {
@@ -273,6 +282,20 @@ def distribution(values: Any) -> dict[str, float]:
     out = {"mean": float(flat.mean()), "std": float(flat.std(unbiased=False))}
     out.update(zip(names, (float(q) for q in torch.quantile(flat, points)), strict=True))
     return {k: round(v, 6) for k, v in out.items()}
+
+
+def timing(state: LoopState) -> dict[str, float]:
+    """What the throughput figures are made of, over every process of a resumed run: the
+    simulated training steps and samples, their simulation seconds (compilation excluded), the
+    learning-free samples and seconds, and the compilation seconds."""
+    return {
+        "train_steps": state.train_steps,
+        "train_samples": state.samples,
+        "train_s": round(state.train_s, 3),
+        "eval_samples": state.eval_samples,
+        "eval_s": round(state.eval_s, 3),
+        "compile_s": round(state.compile_s, 3),
+    }
 
 
 def image_inputs(config: StdpRunConfig) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
@@ -342,12 +365,10 @@ def execute(
     config = runtime.config
     experiment = build_experiment(cfg, device=runtime.device, dtype=runtime.dtype)
     start_delays = learned_delays(experiment.network)  # the built values, also when resuming
-    n_batches = getattr(experiment.task, "n_batches", None)
-    batches = n_batches("train") if callable(n_batches) else 0
     progress = Progress(
         runtime.progress,
         epochs=config.run.epochs,
-        batches=batches,
+        batches=experiment.task.n_batches("train"),
         steps_per_batch=config.run.steps_per_sample,
         metric_keys=config.logger.metrics,
     )
@@ -389,6 +410,7 @@ def execute(
         write_figures(run_dir / "plots")
     summary = getattr(experiment.task, "summary", None)
     runtime.extras = summary() if callable(summary) else {}
+    runtime.extras["timing"] = timing(state)
     if start_delays:
         end = learned_delays(experiment.network)
         runtime.extras["delays"] = {
@@ -403,6 +425,7 @@ def execute(
         image_shape=image_shape,
         input_connections=input_conns,
         initial_delays=start_delays,
+        fixed=fixed_connections(experiment.network),
     )
     logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
     return {k: float(v) for k, v in state.metrics.items()}
@@ -426,7 +449,10 @@ def run_experiment(
             raise ObjectiveError(problems)
     out = Path(run_dir) if run_dir is not None else _output_dir()
     runtime = setup_runtime(config, out)
-    info: dict[str, Any] = {"overrides": _task_overrides() or _saved_overrides(out)}
+    # a resumed run keeps the overrides it was started with (Hydra's config, if any, is another
+    # job's: resume runs outside Hydra)
+    overrides = _saved_overrides(out) if resume_from is not None else _task_overrides()
+    info: dict[str, Any] = {"overrides": overrides or _saved_overrides(out)}
     if resume_from is not None:  # rows the interrupted process wrote after the checkpoint
         runtime.recorder.metrics.drop_after(checkpoint_steps(resume_from))
         info["resumed_from"] = resume_from.name

@@ -142,7 +142,7 @@ def list_cmd(
 ) -> None:
     """List registered components (with their kwargs) or the options of a config group."""
     from runner.config.compose import group_options, list_groups
-    from runner.config.listing import REGISTRY_CHOICES, registry_table
+    from runner.config.listing import REGISTRY_CHOICES, option_lines, registry_table
 
     out = console()
     with user_errors():
@@ -157,9 +157,8 @@ def list_cmd(
             out.print(registry_table(what))
             return
         group = {"experiments": "experiment", "sweeps": "sweep"}.get(what, what)
-        options = group_options(group)
-        for option in options:
-            typer.echo(option)
+        for line in option_lines(group, group_options(group)):
+            typer.echo(line)
 
 
 @app.command("show")

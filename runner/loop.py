@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from runner.activity import ActivityWatch
 from runner.compile_policy import MAX_CHUNKED_SYNAPSES, MAX_STEPS_PER_CALL
 from runner.core.dense import DenseConnection
 from runner.core.network import Network
@@ -70,12 +71,15 @@ class Task(Protocol):
     Phases: ``train`` (learning on), then after each epoch the learning-free phases the task
     lists in ``eval_phases`` (default ``("eval",)``, e.g. a labelling pass, validation, test),
     and every ``eval_every`` training samples those in ``monitor_phases`` (if any).
+    ``n_batches(phase)`` is the number of batches ``batches(phase, epoch)`` yields in an epoch
+    (the total of the progress line).
     """
 
     input: str
     watch: tuple[str, ...]
     record_raster: bool
 
+    def n_batches(self, phase: str) -> int: ...
     def batches(self, phase: str, epoch: int, start: int = 0) -> Iterator[Batch]: ...
     def observe(self, phase: str, batch: Batch, record: Record) -> None: ...
     def end_phase(self, phase: str, epoch: int) -> dict[str, float]: ...
@@ -287,11 +291,17 @@ class FiniteGuard:
                 self.watched.append((f"network.populations.{name}.voltage", voltage))
         self.network = network
 
-    def check(self, step: int) -> None:
-        """Raise :class:`NonFiniteError` naming the first non-finite tensor."""
-        if not self.watched:
-            return
-        flags = torch.stack([t.isfinite().all() for _, t in self._current()]).tolist()
+    def check(self, step: int, extra: Sequence[Tensor] = ()) -> list[float]:
+        """Raise :class:`NonFiniteError` naming the first non-finite tensor.
+
+        ``extra`` device scalars (e.g. :meth:`runner.activity.ActivityWatch.flags`) travel in
+        the same transfer; their values are returned.
+        """
+        if not self.watched and not extra:
+            return []
+        finite = [t.isfinite().all().float() for _, t in self._current()]
+        values = torch.stack([*finite, *(x.float() for x in extra)]).tolist()
+        flags, rest = values[: len(finite)], values[len(finite) :]
         for (name, _), ok in zip(self.watched, flags, strict=True):
             if ok:
                 continue
@@ -303,6 +313,7 @@ class FiniteGuard:
             raise NonFiniteError(
                 f"{name} became non-finite (NaN or inf) by step {step}; {self._largest_weight()}"
             )
+        return rest
 
     def _largest_weight(self) -> str:
         """Which weights drive the blow-up: the connection with the largest |w| (host side)."""
@@ -544,6 +555,7 @@ def run_loop(
     state = state or LoopState()
     probe = MetricProbe(network)
     guard = FiniteGuard(network)
+    activity = ActivityWatch(network, tuple(task.watch))
     step = make_step(network, compile=plan.compile, steps_per_call=plan.steps_per_call)
     clock = TrainClock(network, step)
     monitor_phases: tuple[str, ...] = tuple(getattr(task, "monitor_phases", ()))
@@ -570,9 +582,13 @@ def run_loop(
                     guard=guard,
                 )
                 network.after_batch()
-                guard.check(state.steps)
+                # the activity flags travel with the guard's transfer: no extra host sync
+                values = guard.check(state.steps, activity.flags(record.counts))
                 task.observe("train", batch, record)
                 state.batch = index + 1
+                activity.report(
+                    values, steps=batch.spikes.shape[0], epoch=state.epoch, batch=state.batch
+                )
                 state.samples += batch.spikes.shape[1]
                 if monitor_phases and plan.eval_every > 0 and state.samples >= state.next_monitor:
                     clock.stop(state)

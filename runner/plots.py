@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ def plot_histogram(
     stats = f"n={data.size}" + (
         f", mean={data.mean():.4g}, std={data.std():.4g}" if data.size else ""
     )
+    if data.size and data.min() == data.max():  # one bar: say its value
+        stats = f"n={data.size}, all equal {data[0]:.4g}"
     ax.set(title=f"{title}\n{stats}", xlabel=xlabel, ylabel="count")
     fig.tight_layout()
     return _save(fig, Path(path))
@@ -98,6 +100,7 @@ def plot_receptive_fields(
     image_shape: tuple[int, int],
     max_fields: int = 100,
     title: str = "",
+    colorbar_label: str = "weight (input pixel -> neuron)",
 ) -> Path:
     """Each postsynaptic neuron's incoming weights ``weight[o]`` drawn as an ``image_shape`` image.
 
@@ -116,7 +119,7 @@ def plot_receptive_fields(
     ax.set_axis_off()
     vmin, vmax = float(np.nanmin(w[:n])), float(np.nanmax(w[:n]))
     image = ax.imshow(mosaic, cmap="hot_r", vmin=vmin, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label(colorbar_label)
     fig.suptitle(title or f"receptive fields ({n} of {w.shape[0]} neurons)")
     return _save(fig, Path(path))
 
@@ -136,30 +139,67 @@ def read_metrics(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
     return columns, {c: np.array([num(r.get(c)) for r in rows]) for c in columns}
 
 
+#: Columns of metrics.csv that are positions or timings, not learning curves.
+NOT_CURVES = frozenset(
+    {"epoch", "batch", "step", "global_step", "compile_s", "train_steps_per_s",
+     "train_samples_per_s", "eval_samples_per_s"}
+)  # fmt: skip
+
+#: ``(test, y label)`` by metric name, first match wins (see :func:`axis_label`).
+_LABELS: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda k: k.startswith("rate."), "rate (Hz)"),
+    (lambda k: k.endswith(".weight.update"), "mean |change| of a weight"),
+    (lambda k: k.endswith(".delay.update"), "mean |change| of a delay (ms)"),
+    (lambda k: ".weight." in k, "weight"),
+    (lambda k: ".delay." in k, "delay (ms)"),
+    (lambda k: "accuracy" in k, "accuracy (fraction correct)"),
+    (lambda k: k.endswith("hit_rate"), "hit rate (fraction of presentations)"),
+    (lambda k: k.endswith("false_alarms_per_s"), "false alarms (spikes/s)"),
+    (lambda k: k.endswith("_ms"), "ms"),
+    (lambda k: k.endswith("_per_s"), "per second"),
+    (lambda k: k.endswith("_s"), "seconds"),
+    (lambda k: k.endswith(("presentations", "presentations_to_detect", "n_selected")), "count"),
+    (lambda k: k.startswith("delta_w") or k in ("window", "kernel"), "weight change"),
+)
+
+
+def axis_label(key: str) -> str:
+    """The y label (quantity and unit) of a metrics column, e.g. ``rate.exc`` -> ``rate (Hz)``."""
+    return next((label for test, label in _LABELS if test(key)), "value")
+
+
 def plot_learning_curves(
     metrics_csv: str | Path,
     path: str | Path,
     *,
     keys: Sequence[str] | None = None,
-    max_panels: int = 12,
+    columns_per_row: int = 3,
 ) -> Path | None:
-    """One panel per numeric metric against ``step`` (or the row number); None if no data."""
+    """One panel per numeric metric against ``step`` (or the row number); None if no data.
+
+    Every metric gets a panel (positions and timings, :data:`NOT_CURVES`, are not curves), with
+    a y label naming its unit. Sparse series (values read once per epoch or per evaluation) are
+    drawn as lines with markers; a single value is also written next to its marker.
+    """
     columns, data = read_metrics(metrics_csv)
     x_key = next((k for k in ("step", "global_step", "batch") if k in data), None)
-    skip = {x_key, "epoch", "batch", "step", "global_step"}
-    wanted = [k for k in (keys or columns) if k in data and k not in skip]
-    wanted = [k for k in wanted if np.isfinite(data[k]).any()][:max_panels]
+    wanted = [k for k in (keys or columns) if k in data and k not in NOT_CURVES | {x_key}]
+    wanted = [k for k in wanted if np.isfinite(data[k]).any()]
     if not wanted:
         return None
     x = data[x_key] if x_key else np.arange(len(data[wanted[0]]), dtype=np.float64)
-    cols = min(3, len(wanted))
+    cols = min(columns_per_row, len(wanted))
     rows = math.ceil(len(wanted) / cols)
     fig = Figure(figsize=(4 * cols, 2.8 * rows))
     for i, key in enumerate(wanted):
         ax = fig.add_subplot(rows, cols, i + 1)
         ok = np.isfinite(data[key])
-        ax.plot(x[ok], data[key][ok], marker="." if ok.sum() < 50 else None)
-        ax.set(title=key, xlabel=x_key or "row")
+        sparse = ok.sum() < 50
+        ax.plot(x[ok], data[key][ok], marker="o" if sparse else None, markersize=4)
+        if ok.sum() == 1:  # one value (one epoch): say it, a lone marker is easy to miss
+            ax.annotate(f"{data[key][ok][0]:.4g}", (x[ok][0], data[key][ok][0]),
+                        xytext=(6, 4), textcoords="offset points")  # fmt: skip
+        ax.set(title=key, xlabel=x_key or "row", ylabel=axis_label(key))
     fig.tight_layout()
     return _save(fig, Path(path))
 
@@ -172,15 +212,19 @@ def plot_parameters(
     image_shape: tuple[int, int] | None = None,
     input_connections: Sequence[str] = (),
     initial_delays: Mapping[str, Any] | None = None,
+    fixed: Collection[str] = (),
 ) -> list[Path]:
-    """Histograms of every connection's weights and delays (learned delays over their start
-    values); receptive fields of image inputs."""
+    """Histograms of the weights and delays of every connection but the ``fixed`` ones (no
+    learning rule: their values are set by the config, e.g. one inhibitory weight, and a
+    histogram of them shows one bar); learned delays over their start values; receptive fields
+    of image inputs."""
     plot_dir = Path(plot_dir)
     written = [
         plot_histogram(
             w, plot_dir / f"weights_{name}.png", title=f"weights {name}", xlabel="weight"
         )
         for name, w in weights.items()
+        if name not in fixed
     ]
     written += [
         plot_histogram(
@@ -191,6 +235,7 @@ def plot_parameters(
             initial=(initial_delays or {}).get(name),
         )
         for name, d in (delays or {}).items()
+        if name not in fixed
     ]
     if image_shape is not None:
         for name in input_connections:

@@ -71,7 +71,7 @@ class Progress:
     Args:
         mode: ``auto``, ``rich``, ``plain`` or ``off``.
         epochs: number of epochs.
-        batches: batches per epoch.
+        batches: batches per epoch (``task.n_batches("train")``; 0 if unknown: no total shown).
         steps_per_batch: simulation steps per batch (for steps/s).
         metric_keys: metrics to show (default: the first four given).
         plain_every: log a plain line every this many batches (default: ~10 per epoch).
@@ -119,7 +119,7 @@ class Progress:
             )
             self._bar.start()
             self._epoch_task = self._bar.add_task("epochs", total=self.epochs, info="")
-            self._batch_task = self._bar.add_task("batches", total=self.batches, info="")
+            self._batch_task = self._bar.add_task("batches", total=self.batches or None, info="")
         return self
 
     def __exit__(
@@ -145,7 +145,7 @@ class Progress:
         self.epoch, self.batch = epoch, batch
         if self._bar is not None:
             self._bar.update(self._epoch_task, completed=epoch)
-            self._bar.reset(self._batch_task, total=self.batches, completed=batch, info="")
+            self._bar.reset(self._batch_task, total=self.batches or None, completed=batch, info="")
 
     def advance(
         self,
@@ -171,16 +171,14 @@ class Progress:
         elif self.mode == "plain" and (
             self.batch % self.plain_every == 0 or self.batch == self.batches
         ):
-            pct = 100.0 * self.batch / max(self.batches, 1)
-            log.info(
-                "epoch %d/%d batch %d/%d (%.0f%%) %s",
-                self.epoch + 1,
-                self.epochs,
-                self.batch,
-                self.batches,
-                pct,
-                info.strip(),
-            )
+            position = self._position()
+            log.info("epoch %d/%d batch %s %s", self.epoch + 1, self.epochs, position, info.strip())
+
+    def _position(self) -> str:
+        """``17/60 (28%)``, or ``17`` when the total is unknown (never ``17/0 (1700%)``)."""
+        if self.batches <= 0:
+            return str(self.batch)
+        return f"{self.batch}/{self.batches} ({100.0 * self.batch / self.batches:.0f}%)"
 
     def close(self) -> None:
         if self._bar is not None:

@@ -14,7 +14,9 @@ Layout of a run folder (Hydra's output dir)::
 
 Everything a later step trusts (summary.json, safetensors, rewritten CSVs) goes through
 :func:`atomic_write`: write a temporary file in the same folder, flush and fsync, then
-``os.replace`` it over the target, so a reader never sees a half-written file.
+``os.replace`` it over the target, so a reader never sees a half-written file. The file gets the
+mode a plain ``open()`` would give it (``0o666 & ~umask``, or the mode of the file it replaces),
+so colleagues sharing a folder can read the results as the umask intends.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,16 +37,46 @@ FAILED = "FAILED"
 METRICS = "metrics.csv"
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux's
+    ``/proc/self/status``); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_open_mode(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` would leave: those of the existing file, else
+    ``0o666`` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:  # no such file (yet)
+        return 0o666 & ~current_umask()
+
+
 def atomic_write(
     path: str | Path, write_fn: Callable[[IO[Any]], object], *, binary: bool = False
 ) -> Path:
-    """Write ``path`` atomically: ``write_fn(f)`` fills a temp file that then replaces ``path``."""
+    """Write ``path`` atomically: ``write_fn(f)`` fills a temp file that then replaces ``path``.
+
+    The temp file (``mkstemp`` makes it 0600) gets the mode of :func:`plain_open_mode` before
+    it is renamed, so the result is as readable as a plainly written file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = plain_open_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
         with f:
+            os.chmod(tmp, mode)
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
@@ -208,6 +241,7 @@ class RunRecorder:
         image_shape: tuple[int, int] | None = None,
         input_connections: tuple[str, ...] = (),
         initial_delays: Mapping[str, Any] | None = None,
+        fixed: Collection[str] = (),
     ) -> list[Path]:
         """Save weights/delays as ``weights/<tag>.safetensors`` (and plots for the final tag).
 
@@ -218,6 +252,7 @@ class RunRecorder:
             image_shape: ``(H, W)`` of image inputs, for receptive-field plots.
             input_connections: the connections whose inputs are images.
             initial_delays: learned delays at the start of the run (drawn behind the final ones).
+            fixed: connections without a learning rule (saved, but not plotted).
         """
         written: list[Path] = []
         delays = delays or {}
@@ -235,6 +270,7 @@ class RunRecorder:
                 image_shape=image_shape,
                 input_connections=input_connections,
                 initial_delays=initial_delays,
+                fixed=fixed,
             )
         return written
 

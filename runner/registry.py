@@ -18,6 +18,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -103,12 +105,36 @@ def check_call_kwargs(
         raise RegistryError(f"{label}: missing required kwarg(s) {', '.join(map(repr, missing))}")
 
 
+def import_module_or_from_cwd(module_name: str) -> Any:
+    """Import ``module_name``; if its top-level package is not found, look for it in the working
+    directory too (appended to ``sys.path``, after the installed packages), as Hydra users
+    expect of ``module:function`` names and as ``python -m`` would. The console script itself
+    does not put the working directory on the path."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        top = module_name.partition(".")[0]
+        if exc.name != top or cwd in sys.path or not _importable_from(cwd, top):
+            raise
+        sys.path.append(cwd)
+        return importlib.import_module(module_name)
+
+
+def _importable_from(folder: str, top: str) -> bool:
+    """Whether ``folder`` holds module or package ``top`` (``top.py`` or ``top/``)."""
+    return os.path.isfile(os.path.join(folder, f"{top}.py")) or os.path.isdir(
+        os.path.join(folder, top)
+    )
+
+
 def import_attr(spec: str) -> Any:
-    """Import ``"package.module:attr.sub"`` and return the attribute."""
+    """Import ``"package.module:attr.sub"`` (also from the working directory) and return the
+    attribute."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"expected 'package.module:attr', got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
+    obj: Any = import_module_or_from_cwd(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj

@@ -81,7 +81,7 @@ def test_list_every_registry(cli, what: str) -> None:
 def test_list_groups(cli) -> None:
     from runner.config.compose import group_options
 
-    experiments = cli("list", "experiments").stdout.split()
+    experiments = [line.split()[0] for line in cli("list", "experiments").stdout.splitlines()]
     assert experiments == group_options("experiment")
     assert {"default", "delay_adjusted"} <= set(experiments)
     assert "seed_reduction" in cli("list", "sweeps").stdout.split()

@@ -26,34 +26,42 @@ BoundFn = Callable[..., Tensor]
 
 
 def upper_multiplicative(w: Tensor, pos: Tensor, *, limit: float) -> Tensor:
+    """Soft bound, steps shrink near the limit: (max - w) * P up and (w - min) * N down."""
     return (limit - w) * pos
 
 
 def lower_multiplicative(w: Tensor, neg: Tensor, *, limit: float) -> Tensor:
+    """Lower side of ``multiplicative``: (w - min) * N."""
     return (w - limit) * neg
 
 
 def upper_scaled_multiplicative(w: Tensor, pos: Tensor, *, limit: float, range: float) -> Tensor:  # noqa: A002
+    """Soft bound over a range: (max - w) / range * P up and (w - min) / range * N down."""
     return (limit - w) / range * pos
 
 
 def lower_scaled_multiplicative(w: Tensor, neg: Tensor, *, limit: float, range: float) -> Tensor:  # noqa: A002
+    """Lower side of ``scaled_multiplicative``: (w - min) / range * N."""
     return (w - limit) / range * neg
 
 
 def upper_power(w: Tensor, pos: Tensor, *, limit: float, power: float) -> Tensor:
+    """Soft bound with an exponent: (max - w)**power * P up and (w - min)**power * N down."""
     return (limit - w) ** power * pos
 
 
 def lower_power(w: Tensor, neg: Tensor, *, limit: float, power: float) -> Tensor:
+    """Lower side of ``power``: (w - min)**power * N."""
     return (w - limit) ** power * neg
 
 
 def upper_sharp(w: Tensor, pos: Tensor, *, limit: float) -> Tensor:
+    """Hard bound: whole steps while short of the limit, none at or past it (H(max - w) * P)."""
     return (limit - w > 0).to(w.dtype) * pos
 
 
 def lower_sharp(w: Tensor, neg: Tensor, *, limit: float) -> Tensor:
+    """Lower side of ``sharp``: H(w - min) * N."""
     return (w - limit > 0).to(w.dtype) * neg
 
 
