@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
 
 from runner.record import atomic_write
 
@@ -168,6 +169,27 @@ def axis_label(key: str) -> str:
     return next((label for test, label in _LABELS if test(key)), "value")
 
 
+def panel_grid(fig: Figure, rows: int, cols: int) -> GridSpec:
+    """A ``rows x cols`` grid of panels with fixed margins in inches (room for a title above and
+    tick labels and axis labels on the left and below): ``tight_layout`` would measure every
+    text first, which took most of the plotting time of a run (1.5 s for 12 panels)."""
+    width, height = fig.get_size_inches()
+    left, right, top, bottom = 0.95, 0.2, 0.35, 0.55  # inches
+    gap_x, gap_y = left + right, top + bottom  # between panels: the next one's margins
+    panel_w = (width - left - right - (cols - 1) * gap_x) / cols
+    panel_h = (height - top - bottom - (rows - 1) * gap_y) / rows
+    return fig.add_gridspec(
+        rows,
+        cols,
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=gap_x / panel_w,
+        hspace=gap_y / panel_h,
+    )
+
+
 def plot_learning_curves(
     metrics_csv: str | Path,
     path: str | Path,
@@ -190,9 +212,9 @@ def plot_learning_curves(
     x = data[x_key] if x_key else np.arange(len(data[wanted[0]]), dtype=np.float64)
     cols = min(columns_per_row, len(wanted))
     rows = math.ceil(len(wanted) / cols)
-    fig = Figure(figsize=(4 * cols, 2.8 * rows))
+    grid = panel_grid(fig := Figure(figsize=(4 * cols, 2.8 * rows)), rows, cols)
     for i, key in enumerate(wanted):
-        ax = fig.add_subplot(rows, cols, i + 1)
+        ax = fig.add_subplot(grid[i // cols, i % cols])
         ok = np.isfinite(data[key])
         sparse = ok.sum() < 50
         ax.plot(x[ok], data[key][ok], marker="o" if sparse else None, markersize=4)
@@ -200,7 +222,6 @@ def plot_learning_curves(
             ax.annotate(f"{data[key][ok][0]:.4g}", (x[ok][0], data[key][ok][0]),
                         xytext=(6, 4), textcoords="offset points")  # fmt: skip
         ax.set(title=key, xlabel=x_key or "row", ylabel=axis_label(key))
-    fig.tight_layout()
     return _save(fig, Path(path))
 
 
