@@ -419,11 +419,65 @@ def _saved_overrides(run_dir: Path) -> list[str]:
     return [str(x) for x in saved] if OmegaConf.is_list(saved) else []
 
 
+#: Files Hydra writes into a run folder before the task starts (besides the job's log).
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+
+
+def discard_run_folder(run_dir: Path, log_name: str = "stdp_run.log") -> bool:
+    """Remove the folder Hydra made for a run that failed its config check; True if removed.
+
+    Only when the folder holds nothing but Hydra's files and the log (a folder the user pointed
+    ``hydra.run.dir`` at, with other files in it, is left alone and marked FAILED instead).
+    """
+    known = {run_dir / f for f in (*HYDRA_FILES, log_name)}
+    present = [p for p in run_dir.rglob("*") if p.is_file() or p.is_symlink()]
+    if any(p not in known for p in present):
+        return False
+    for path in present:
+        path.unlink()
+    with contextlib.suppress(OSError):
+        (run_dir / ".hydra").rmdir()
+    try:
+        run_dir.rmdir()
+    except OSError:
+        return False
+    cwd = Path.cwd().resolve()
+    parent = run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents:  # the empty date folders above it, too
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return True
+
+
+def _data_error(exc: BaseException) -> ConfigError | None:
+    """A data set that is absent (files, optional package) as the config error it is."""
+    from runner.core.datasets import DatasetNotFoundError, MissingDependencyError
+
+    if isinstance(exc, DatasetNotFoundError):
+        return ConfigError(f"stimulus.dataset.root: {exc}")
+    if isinstance(exc, MissingDependencyError):
+        return ConfigError(f"stimulus.dataset.source: {exc}")
+    return None
+
+
 def task(cfg: DictConfig) -> dict[str, float]:
-    """:func:`run_experiment` in the Hydra output dir, logging and marking failures."""
+    """:func:`run_experiment` in the Hydra output dir, logging and marking failures.
+
+    A config error of a single run (normally caught by the CLI before Hydra starts) removes the
+    folder Hydra made for it; one of a sweep's job leaves ``FAILED`` for the sweep table.
+    """
     run_dir = _output_dir()
     try:
-        return run_experiment(cfg, run_dir)
+        try:
+            return run_experiment(cfg, run_dir)
+        except OSError as exc:
+            data = _data_error(exc)
+            if data is None:
+                raise
+            raise data from exc
     except UserAbort as exc:  # interrupted: the checkpoint is saved, the message says how on
         log.warning("%s", exc.message)
         write_failed(run_dir, exc.message)
@@ -452,9 +506,13 @@ def task(cfg: DictConfig) -> dict[str, float]:
             message = "interrupted"
         else:
             message = describe_error(exc) if user else f"{type(exc).__name__}: {exc}"
+        config_error = user and not isinstance(exc, KeyboardInterrupt) and not _multirun()
+        log_name = f"{_hydra_select('job.name', 'stdp_run')}.log"
+        if config_error and discard_run_folder(run_dir, log_name):
+            raise UserAbort(message) from exc  # the CLI prints it, once
         log.error("run failed: %s", message, exc_info=not user)
         write_failed(run_dir, message)
-        if user and not isinstance(exc, KeyboardInterrupt) and not _multirun():
+        if config_error:
             raise UserAbort(message) from exc
         raise
 

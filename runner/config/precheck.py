@@ -90,6 +90,21 @@ def _multirun_mode(overrides: Sequence[str]) -> bool:
     return bool(mode == RunMode.MULTIRUN or str(mode) == "MULTIRUN")
 
 
+def _sweeper_samples(overrides: Sequence[str], job: Sequence[str]) -> None:
+    """An ``interval`` needs a sweeper that samples: Hydra's basic one only enumerates."""
+    from runner.config.compose import compose
+    from runner.config.errors import ConfigError
+
+    target = str(compose(job, with_hydra=True).hydra.sweeper.get("_target_", ""))
+    if target.endswith("BasicSweeper"):
+        keys = [o.split("=", 1)[0] for o in overrides if "interval(" in o]
+        raise ConfigError(
+            f"{', '.join(keys) or 'a sweep'}: Hydra's basic sweeper cannot sample an interval; "
+            "list the values (a,b,c), use range(start,stop,step), or a sampling sweeper "
+            "(e.g. hydra/sweeper=optuna from hydra-optuna-sweeper)"
+        )
+
+
 def precheck(argv: Sequence[str]) -> Precheck | None:
     """Check every job ``stdp-run ARGV`` would run; None when Hydra should handle it alone.
 
@@ -118,6 +133,8 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
         if result.multirun
         else [overrides]
     )
+    if result.notes and cases:
+        _sweeper_samples(overrides, cases[0])
     result.jobs = len(cases)
     for case in cases:
         label = " ".join(x for x in case if x not in overrides) if result.multirun else ""
