@@ -67,7 +67,7 @@ def check_data(cfg: StdpRunConfig) -> tuple[list[str], list[str]]:
                 f"exceed the {total} of the {source} data set (set run.n_train <= "
                 f"{total - n_eval})"
             )
-    if run.n_test != 0 and source in SOURCES_WITH_TEST_SPLIT:
+    if run.n_test != 0 and source in SOURCES_WITH_TEST_SPLIT and not needs:  # one line per folder
         n_test_total = _size(source, root, "test", needs)
         if n_test_total is not None and run.n_test is not None and run.n_test > n_test_total:
             problems.append(
