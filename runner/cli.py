@@ -100,11 +100,12 @@ def run(ctx: typer.Context) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from runner.app import hydra_entry  # imported lazily: keeps list/show fast
+    from runner.cli_slips import hoist_flags
 
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     _check_before_running(ctx.args, full_error=full_error == "1")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit(1)
-    saved, sys.argv = sys.argv, [sys.argv[0], *ctx.args]
+    saved, sys.argv = sys.argv, [sys.argv[0], *hoist_flags(ctx.args)]
     GlobalHydra.instance().clear()
     try:
         with user_errors() if full_error != "1" else _aborts_only(), _sweep_table_on_failure():
@@ -124,7 +125,12 @@ def _check_before_running(argv: list[str], *, full_error: bool) -> None:
     slip = find_slip(argv, [c.name or "" for c in app.registered_commands])
     if slip is not None:
         fail(slip)
-    from runner.config.precheck import failure_lines, precheck
+    from runner.cli_slips import hoist_flags
+    from runner.config.precheck import failure_lines, hydra_args, precheck
+
+    argv = hoist_flags(argv)
+    if "--version" not in argv and isinstance(problem := hydra_args(argv), str):
+        fail(f"{problem} (stdp-run --help lists the commands, stdp-run -h Hydra's options)")
 
     if full_error:
         result = precheck(argv)

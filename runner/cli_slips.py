@@ -8,6 +8,9 @@ line with the likely intent, or None when the argv looks right:
 - a ``--key`` that is no Hydra flag (``--experiment x`` would be taken as an abbreviation of
   ``--experimental-rerun``) -> ``key=x``;
 - a sweep split by a space (``seed=0, 1``) -> ``seed=0,1``.
+
+:func:`hoist_flags` then moves Hydra's flags before the overrides: Hydra 1.3's argparse rejects
+``stdp-run a=1 -m b=2`` (hydra #3053), an order users write all the time.
 """
 
 from __future__ import annotations
@@ -94,6 +97,35 @@ def _word_slip(word: str, commands: Sequence[str], first: bool) -> str:
     )
 
 
+def _flag_width(tokens: Sequence[str], i: int) -> int:
+    """How many tokens the known flag at ``tokens[i]`` spans (itself and its value)."""
+    token = tokens[i]
+    takes = HYDRA_FLAGS.get(token.split("=", 1)[0], 0)
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+    if "=" in token or nxt is None:
+        return 1
+    if takes == 1 or (takes == "?" and not nxt.startswith("-") and "=" not in nxt):
+        return 2
+    return 1
+
+
+def hoist_flags(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Hydra's flags (and their values) first, the overrides after, each in order."""
+    flags: list[str] = []
+    rest: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        if tokens[i].split("=", 1)[0] in HYDRA_FLAGS:
+            width = _flag_width(tokens, i)
+            flags += tokens[i : i + width]
+            i += width
+        else:
+            rest.append(tokens[i])
+            i += 1
+    return [*flags, *rest]
+
+
 def find_slip(argv: Sequence[str], commands: Sequence[str]) -> str | None:
     """One line saying what ``stdp-run ARGV`` probably meant, or None when it looks right.
 
@@ -107,17 +139,10 @@ def find_slip(argv: Sequence[str], commands: Sequence[str]) -> str | None:
         token = tokens[i]
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         if token.startswith("-") and not token.startswith("--=") and len(token) > 1:
-            flag = token.split("=", 1)[0]
-            takes = HYDRA_FLAGS.get(flag)
-            if takes is None:
+            if token.split("=", 1)[0] not in HYDRA_FLAGS:
                 value = nxt if nxt is not None and not nxt.startswith("-") else None
                 return _flag_slip(token, value if value and "=" not in value else None)
-            if "=" not in token and (
-                takes == 1
-                or (takes == "?" and nxt is not None and not nxt.startswith("-") and "=" not in nxt)
-            ):
-                i += 1  # the flag's value
-            i += 1
+            i += _flag_width(tokens, i)
             continue
         if _is_override(token):
             if token.endswith(","):

@@ -43,8 +43,9 @@ class Precheck:
     notes: list[str] = field(default_factory=list)
 
 
-def hydra_args(argv: Sequence[str]) -> argparse.Namespace | None:
-    """Hydra's own parse of ``argv`` (None where Hydra's parser would reject it or exit)."""
+def hydra_args(argv: Sequence[str]) -> argparse.Namespace | str | None:
+    """Hydra's own parse of ``argv``: the namespace, argparse's one-line complaint, or None
+    where parsing would exit (``--version``)."""
     from hydra._internal.utils import get_args_parser
 
     if "--version" in argv:
@@ -57,7 +58,9 @@ def hydra_args(argv: Sequence[str]) -> argparse.Namespace | None:
     parser.error = error  # type: ignore[method-assign]
     try:
         return parser.parse_args(list(argv))
-    except (ValueError, SystemExit):
+    except ValueError as exc:
+        return str(exc)
+    except SystemExit:
         return None
 
 
@@ -115,7 +118,9 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
     from runner.config.errors import is_user_error
 
     args = hydra_args(argv)
-    if args is None or any(getattr(args, k, None) for k in (*_SKIP, *_ELSEWHERE)):
+    if not isinstance(args, argparse.Namespace) or any(
+        getattr(args, k, None) for k in (*_SKIP, *_ELSEWHERE)
+    ):
         return None
     overrides = list(args.overrides or [])
     result = Precheck(multirun=bool(args.multirun))
