@@ -190,9 +190,9 @@ def test_mnist_cpu_presets_learn(name: str, at_least: float) -> None:
 def test_full_mnist_configs_need_a_folder_and_validate_with_one(
     name: str, batch_size: int, tmp_path, monkeypatch
 ) -> None:
-    from runner.config.errors import ConfigError
-
     from conftest import write_mnist_headers  # tests/ is on sys.path (rootdir conftest)
+
+    from runner.config.errors import ConfigError
 
     monkeypatch.delenv("STDP_RUN_MNIST", raising=False)
     with pytest.raises(ConfigError, match="stimulus.dataset.root") as no_folder:
