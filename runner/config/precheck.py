@@ -73,23 +73,26 @@ def _check_device(cfg: Any) -> None:
         resolve_device(str(cfg.device.name))
 
 
-def check_job(case: Sequence[str]) -> None:
-    """Compose and check one job; raises its user error."""
-    from runner.config.compose import compose
+def check_config(cfg: Any) -> None:
+    """Check one composed job (with its hydra node); raises its user error."""
     from runner.config.validate import validate_config
 
-    cfg = compose(case, with_hydra=True)
     validate_config(cfg)
     _check_device(cfg)
 
 
-def _multirun_mode(overrides: Sequence[str]) -> bool:
+def check_job(case: Sequence[str]) -> None:
+    """Compose and check one job; raises its user error."""
+    from runner.config.compose import compose
+
+    check_config(compose(case, with_hydra=True))
+
+
+def _multirun_mode(cfg: Any) -> bool:
     """True when the composed config itself asks for a multirun (a ``sweep=`` preset)."""
     from hydra.types import RunMode
 
-    from runner.config.compose import compose
-
-    mode = compose(overrides, with_hydra=True).hydra.mode
+    mode = cfg.hydra.mode
     return bool(mode == RunMode.MULTIRUN or str(mode) == "MULTIRUN")
 
 
@@ -114,7 +117,7 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
     Raises:
         a user error (override syntax, an over-long sweep) that concerns every job at once.
     """
-    from runner.config.compose import expand_cases
+    from runner.config.compose import compose, expand_cases
     from runner.config.errors import is_user_error
 
     args = hydra_args(argv)
@@ -124,25 +127,25 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
         return None
     overrides = list(args.overrides or [])
     result = Precheck(multirun=bool(args.multirun))
-    if not result.multirun:
+    if not result.multirun:  # one job, unless a sweep preset asks for a multirun
+        result.jobs = 1
         try:
-            result.multirun = _multirun_mode(overrides)
+            cfg = compose(overrides, with_hydra=True)
+            result.multirun = _multirun_mode(cfg)
+            if not result.multirun:
+                check_config(cfg)
+                return result
         except Exception as exc:  # e.g. a sweep without -m: the single job's error
             if not is_user_error(exc):
                 raise
-            result.jobs = 1
             result.failures.append(JobFailure("", exc))
             return result
-    cases = (
-        expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT)
-        if result.multirun
-        else [overrides]
-    )
+    cases = expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT)
     if result.notes and cases:
         _sweeper_samples(overrides, cases[0])
     result.jobs = len(cases)
     for case in cases:
-        label = " ".join(x for x in case if x not in overrides) if result.multirun else ""
+        label = " ".join(x for x in case if x not in overrides)
         try:
             check_job(case)
         except Exception as exc:
