@@ -120,18 +120,15 @@ def run(ctx: typer.Context) -> None:
 
 def _check_before_running(argv: list[str], *, full_error: bool) -> None:
     """CLI slips and every job's config, before Hydra creates a folder (exit 2 on a problem)."""
-    from runner.cli_slips import find_slip
+    from runner.cli_slips import find_slip, hoist_flags
+    from runner.config.precheck import failure_lines, hydra_args, precheck
 
     slip = find_slip(argv, [c.name or "" for c in app.registered_commands])
     if slip is not None:
         fail(slip)
-    from runner.cli_slips import hoist_flags
-    from runner.config.precheck import failure_lines, hydra_args, precheck
-
     argv = hoist_flags(argv)
-    if "--version" not in argv and isinstance(problem := hydra_args(argv), str):
+    if isinstance(problem := hydra_args(argv), str):  # argparse's complaint, without its usage
         fail(f"{problem} (stdp-run --help lists the commands, stdp-run -h Hydra's options)")
-
     if full_error:
         result = precheck(argv)
         if result is not None and result.failures:

@@ -185,3 +185,32 @@ def test_sweep_table_is_printed_when_a_job_failed(tmp_path: Path, monkeypatch) -
     table = result.stdout[result.stdout.index(f"sweep {sweep}") :]
     rows = [ln for ln in table.splitlines() if ln.startswith("│ 0 ") or ln.startswith("│ 1 ")]
     assert "comple" in rows[0] and "failed" in rows[1], table  # the column may fold
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_flags_after_overrides_are_moved_first() -> None:
+    from runner.cli_slips import hoist_flags
+
+    argv = ["a=1", "-m", "b=2,3", "--cfg", "job", "--info", "c=4", "-cd", "DIR"]
+    assert hoist_flags(argv) == [
+        "-m",
+        "--cfg",
+        "job",
+        "--info",
+        "-cd",
+        "DIR",
+        "a=1",
+        "b=2,3",
+        "c=4",
+    ]
+
+
+def test_argparse_complaint_is_one_line(cli) -> None:
+    result = cli("--cfg", "jobb")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: argument --cfg/-c: invalid choice: 'jobb' (choose from 'job', 'hydra', 'all') "
+        "(stdp-run --help lists the commands, stdp-run -h Hydra's options)"
+    ]
