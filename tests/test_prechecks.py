@@ -135,6 +135,7 @@ def test_config_error_past_the_precheck_leaves_no_folder(cli, tmp_path: Path) ->
     assert [ln for ln in result.stderr.splitlines() if ln.strip()] == [
         "error: run.batch_size: must be >= 1, got 0"
     ]
+    assert "ERROR" not in result.stdout and "run failed" not in result.stdout  # printed once
     assert not run_dir.exists()
 
 
