@@ -135,13 +135,15 @@ def expand_cases(
     every_experiment: bool = False,
     notes: list[str] | None = None,
     limit: int | None = MAX_CASES,
+    composed: dict[tuple[str, ...], DictConfig] | None = None,
 ) -> list[list[str]]:
     """Single-job override lists for ``overrides`` (and for every experiment and sweep).
 
     Sweeps given on the command line and in ``hydra.sweeper.params`` of the composed config are
     expanded into their cartesian product (command-line values win over the config's). Lines on
     what could only be sampled (intervals) are appended to ``notes``. More than ``limit`` jobs
-    is a ConfigError (None: no limit).
+    is a ConfigError (None: no limit). ``composed`` receives the configs (with their hydra node)
+    composed on the way, by job, so that a caller checking every job need not compose it again.
     """
     from runner.config.errors import ConfigError, is_user_error
 
@@ -154,7 +156,8 @@ def expand_cases(
         plain, sweeps = _sweep_lines(base, notes)
         for case in _product(plain, sweeps):
             try:
-                hydra_cfg = compose(case, with_hydra=True).hydra
+                cfg = compose(case, with_hydra=True)
+                hydra_cfg = cfg.hydra
             except Exception as exc:  # reported when the case itself is validated
                 if not is_user_error(exc):
                     raise
@@ -170,6 +173,8 @@ def expand_cases(
                 cases += _product([*case, *more_plain], more_sweeps)
             else:
                 cases.append(case)
+                if composed is not None:
+                    composed[tuple(case)] = cfg
             if limit is not None and len(cases) > limit:
                 raise ConfigError(f"validate: more than {limit} jobs to check; narrow the sweep")
     return cases

@@ -140,14 +140,19 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
                 raise
             result.failures.append(JobFailure("", exc))
             return result
-    cases = expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT)
+    composed: dict[tuple[str, ...], Any] = {}
+    cases = expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT, composed=composed)
     if result.notes and cases:
         _sweeper_samples(overrides, cases[0])
     result.jobs = len(cases)
     for case in cases:
         label = " ".join(x for x in case if x not in overrides)
         try:
-            check_job(case)
+            job_cfg = composed.get(tuple(case))  # composed once already while expanding
+            if job_cfg is not None:
+                check_config(job_cfg)
+            else:
+                check_job(case)
         except Exception as exc:
             if not is_user_error(exc):
                 raise
