@@ -14,10 +14,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.config.errors import ConfigError
+
 CONFIG_MODULE = "runner.conf"
 CONFIG_NAME = "config"
 #: Safety cap on the number of expanded jobs checked by ``validate``.
 MAX_CASES = 512
+
+
+class TooManyJobs(ConfigError):
+    """A sweep with more jobs than :func:`expand_cases` was asked to expand."""
 
 
 @contextmanager
@@ -145,7 +151,7 @@ def expand_cases(
     is a ConfigError (None: no limit). ``composed`` receives the configs (with their hydra node)
     composed on the way, by job, so that a caller checking every job need not compose it again.
     """
-    from runner.config.errors import ConfigError, is_user_error
+    from runner.config.errors import is_user_error
 
     bases = [list(overrides)]
     if every_experiment:
@@ -176,5 +182,5 @@ def expand_cases(
                 if composed is not None:
                     composed[tuple(case)] = cfg
             if limit is not None and len(cases) > limit:
-                raise ConfigError(f"validate: more than {limit} jobs to check; narrow the sweep")
+                raise TooManyJobs(f"validate: more than {limit} jobs to check; narrow the sweep")
     return cases

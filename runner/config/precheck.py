@@ -117,7 +117,7 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
     Raises:
         a user error (override syntax, an over-long sweep) that concerns every job at once.
     """
-    from runner.config.compose import compose, expand_cases
+    from runner.config.compose import TooManyJobs, compose, expand_cases
     from runner.config.errors import is_user_error
 
     args = hydra_args(argv)
@@ -141,7 +141,10 @@ def precheck(argv: Sequence[str]) -> Precheck | None:
             result.failures.append(JobFailure("", exc))
             return result
     composed: dict[tuple[str, ...], Any] = {}
-    cases = expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT, composed=composed)
+    try:
+        cases = expand_cases(overrides, notes=result.notes, limit=RUN_LIMIT, composed=composed)
+    except TooManyJobs:  # each job is still checked by the run itself
+        return None
     if result.notes and cases:
         _sweeper_samples(overrides, cases[0])
     result.jobs = len(cases)
