@@ -215,3 +215,13 @@ def test_argparse_complaint_is_one_line(cli) -> None:
         "error: argument --cfg/-c: invalid choice: 'jobb' (choose from 'job', 'hydra', 'all') "
         "(stdp-run --help lists the commands, stdp-run -h Hydra's options)"
     ]
+
+
+def test_a_sweep_over_the_precheck_limit_is_left_to_the_run(monkeypatch) -> None:
+    from runner.config import precheck as pc
+
+    monkeypatch.setattr(pc, "RUN_LIMIT", 2)
+    assert pc.precheck(["-m", "seed=0,1,2"]) is None  # not refused: each job checks itself
+    monkeypatch.setattr(pc, "RUN_LIMIT", 3)
+    result = pc.precheck(["-m", "seed=0,1,2"])
+    assert result is not None and (result.jobs, result.failures) == (3, [])
