@@ -494,14 +494,68 @@ def _objective(cfg: DictConfig) -> ObjectiveConf | None:
     return node if isinstance(node, ObjectiveConf) else None
 
 
+#: Files Hydra writes into a run folder before the task starts (besides the job's log).
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+
+
+def discard_run_folder(run_dir: Path, log_name: str = "stdp_run.log") -> bool:
+    """Remove the folder Hydra made for a run that failed its config check; True if removed.
+
+    Only when the folder holds nothing but Hydra's files and the log (a folder the user pointed
+    ``hydra.run.dir`` at, with other files in it, is left alone and marked FAILED instead).
+    """
+    known = {run_dir / f for f in (*HYDRA_FILES, log_name)}
+    present = [p for p in run_dir.rglob("*") if p.is_file() or p.is_symlink()]
+    if any(p not in known for p in present):
+        return False
+    for path in present:
+        path.unlink()
+    with contextlib.suppress(OSError):
+        (run_dir / ".hydra").rmdir()
+    try:
+        run_dir.rmdir()
+    except OSError:
+        return False
+    cwd = Path.cwd().resolve()
+    parent = run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents:  # the empty date folders above it, too
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return True
+
+
+def _data_error(exc: BaseException) -> ConfigError | None:
+    """A data set that is absent (files, optional package) as the config error it is."""
+    from runner.core.datasets import DatasetNotFoundError, MissingDependencyError
+
+    if isinstance(exc, DatasetNotFoundError):
+        return ConfigError(f"stimulus.dataset.root: {exc}")
+    if isinstance(exc, MissingDependencyError):
+        return ConfigError(f"stimulus.dataset.source: {exc}")
+    return None
+
+
 def task(cfg: DictConfig) -> float:
     """:func:`run_experiment` in the Hydra output dir, logging and marking failures; returns
-    the objective (NaN where a plain run lacks its metric)."""
+    the objective (NaN where a plain run lacks its metric).
+
+    A config error of a single run (normally caught by the CLI before Hydra starts) removes the
+    folder Hydra made for it; one of a sweep's job leaves ``FAILED`` for the sweep table.
+    """
     run_dir = _output_dir()
     search = searching()
     objective = _objective(cfg)
     try:
-        metrics = run_experiment(cfg, run_dir, search=search)
+        try:
+            metrics = run_experiment(cfg, run_dir, search=search)
+        except OSError as exc:
+            data = _data_error(exc)
+            if data is None:
+                raise
+            raise data from exc
         if objective is None:
             return math.nan
         value = objective_value(metrics, objective, required=search)
@@ -538,6 +592,10 @@ def task(cfg: DictConfig) -> float:
             message = "interrupted"
         else:
             message = describe_error(exc) if user else f"{type(exc).__name__}: {exc}"
+        config_error = user and not isinstance(exc, KeyboardInterrupt) and not _multirun()
+        log_name = f"{_hydra_select('job.name', 'stdp_run')}.log"
+        if config_error and discard_run_folder(run_dir, log_name):
+            raise UserAbort(message) from exc  # the CLI prints it, once
         log.error("run failed: %s", message, exc_info=not user)
         write_failed(run_dir, message)
         # one bad trial (e.g. a sampled value the config rejects) must not end a search; an
@@ -545,7 +603,7 @@ def task(cfg: DictConfig) -> float:
         trial = isinstance(exc, Exception) and not isinstance(exc, ObjectiveError)
         if search and objective is not None and trial:
             return _worst_trial(objective)
-        if user and not isinstance(exc, KeyboardInterrupt) and not _multirun():
+        if config_error:
             raise UserAbort(message) from exc
         raise
 

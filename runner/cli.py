@@ -9,7 +9,7 @@ with the Compose API:
     stdp-run list [kernels|reductions|bounds|trainers|neurons|connections|stimuli|datasets|
                    experiments|sweeps|GROUP]
     stdp-run show [OVERRIDES...]          the resolved config as YAML
-    stdp-run validate [OVERRIDES...] [--all]
+    stdp-run validate [OVERRIDES...] [--all] [--strict]
     stdp-run replay CASE.npz --out OUT.npz
     stdp-run report RUN_OR_SWEEP_DIR [--sort KEY] [--desc] [--csv PATH]
     stdp-run resume RUN_DIR
@@ -101,13 +101,15 @@ def run(ctx: typer.Context) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from runner.app import hydra_entry  # imported lazily: keeps list/show fast
+    from runner.cli_slips import hoist_flags
 
     full_error = os.environ.get("HYDRA_FULL_ERROR")
+    _check_before_running(ctx.args, full_error=full_error == "1")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit(1)
-    saved, sys.argv = sys.argv, [sys.argv[0], *ctx.args]
+    saved, sys.argv = sys.argv, [sys.argv[0], *hoist_flags(ctx.args)]
     GlobalHydra.instance().clear()
     try:
-        with user_errors() if full_error != "1" else _aborts_only():
+        with user_errors() if full_error != "1" else _aborts_only(), _sweep_table_on_failure():
             hydra_entry()
     finally:
         sys.argv = saved
@@ -115,6 +117,40 @@ def run(ctx: typer.Context) -> None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = full_error
+
+
+def _check_before_running(argv: list[str], *, full_error: bool) -> None:
+    """CLI slips and every job's config, before Hydra creates a folder (exit 2 on a problem)."""
+    from runner.cli_slips import find_slip, hoist_flags
+    from runner.config.precheck import failure_lines, hydra_args, precheck
+
+    slip = find_slip(argv, [c.name or "" for c in app.registered_commands])
+    if slip is not None:
+        fail(slip)
+    argv = hoist_flags(argv)
+    if isinstance(problem := hydra_args(argv), str):  # argparse's complaint, without its usage
+        fail(f"{problem} (stdp-run --help lists the commands, stdp-run -h Hydra's options)")
+    if full_error:
+        result = precheck(argv)
+        if result is not None and result.failures:
+            raise result.failures[0].error
+        return
+    with user_errors():
+        result = precheck(argv)
+    if result is not None and result.failures:
+        fail("\n".join(failure_lines(result)))
+
+
+@contextmanager
+def _sweep_table_on_failure() -> Iterator[None]:
+    """A sweep whose job failed still prints its table (Hydra skips ``on_multirun_end``)."""
+    from runner.report import print_unfinished_sweep
+
+    try:
+        yield
+    except BaseException:
+        print_unfinished_sweep()
+        raise
 
 
 @contextmanager
@@ -192,22 +228,37 @@ def validate(
     all_: Annotated[
         bool, typer.Option("--all", help="check every shipped experiment and sweep")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="data absent on this machine is an error too")
+    ] = False,
 ) -> None:
-    """Compose and check configs without running (sweep values are expanded and each checked)."""
-    from runner.config.compose import compose, expand_cases
-    from runner.config.errors import describe_error, is_user_error
-    from runner.config.validate import validate_config
+    """Compose and check configs without running (sweep values are expanded and each checked).
 
+    The checks are the run's own (:func:`runner.config.precheck.check_job`). A config that is
+    fine but reads data absent here (no MNIST folder) prints ``needs data: ...`` and counts as
+    valid unless ``--strict``.
+    """
+    from runner.config.compose import expand_cases
+    from runner.config.errors import ConfigError, describe_error, is_user_error
+    from runner.config.precheck import check_job
+
+    notes: list[str] = []
     with user_errors():
-        cases = expand_cases(overrides or [], every_experiment=all_)
+        cases = expand_cases(overrides or [], every_experiment=all_, notes=notes)
+    for note in notes:
+        typer.echo(f"note: {note}")
     failures = 0
     for case in cases:
         label = " ".join(case) or "(defaults)"
         try:
-            validate_config(compose(case))
+            check_job(case)
         except Exception as exc:
             if not is_user_error(exc):
                 raise
+            if isinstance(exc, ConfigError) and exc.only_needs_data and not strict:
+                for line in exc.needs_data:
+                    typer.echo(f"needs data: [{label}] {line}")
+                continue
             failures += 1
             for line in describe_error(exc).splitlines():
                 typer.echo(f"error: [{label}] {line}", err=True)

@@ -67,8 +67,9 @@ def check_call_kwargs(
         leading: number of leading positional parameters the runner supplies (e.g. ``diff``).
 
     Raises:
-        RegistryError: an unknown kwarg (with did-you-mean), a runner-supplied one, or a missing
-            required kwarg. A ``**kwargs`` parameter accepts any name.
+        RegistryError: an unknown kwarg (with did-you-mean), a runner-supplied one, a missing
+            required kwarg, or a value of the wrong type for its annotation
+            (:mod:`runner.kwarg_types`). A ``**kwargs`` parameter accepts any name.
     """
     try:
         sig = inspect.signature(fn)
@@ -103,6 +104,12 @@ def check_call_kwargs(
     ]
     if missing:
         raise RegistryError(f"{label}: missing required kwarg(s) {', '.join(map(repr, missing))}")
+    from runner.kwarg_types import type_problem
+
+    for key, value in kwargs.items():
+        problem = type_problem(fn, key, value)
+        if problem is not None:
+            raise RegistryError(f"{label}: {problem}")
 
 
 def import_module_or_from_cwd(module_name: str) -> Any:

@@ -178,17 +178,44 @@ def summarize_sweep(sweep_dir: str | Path) -> list[JobRow]:
     return rows
 
 
+#: The folder of the sweep running in this process, from its start until its table is printed.
+_running_sweep: list[Path] = []
+
+
+def print_sweep_table(sweep_dir: Path) -> None:
+    """Write ``sweep_summary.csv`` and print the sweep's table (failed jobs marked failed)."""
+    rows = summarize_sweep(sweep_dir)
+    if not rows:
+        return
+    from rich import get_console
+
+    get_console().print(render_table(rows, title=f"sweep {sweep_dir}"))
+    log.info("sweep summary: %s", sweep_dir / SWEEP_SUMMARY)
+
+
+def print_unfinished_sweep() -> None:
+    """The table of a sweep that stopped on a failed job (Hydra skips ``on_multirun_end``)."""
+    while _running_sweep:
+        sweep_dir = _running_sweep.pop()
+        try:
+            print_sweep_table(sweep_dir)
+        except Exception as exc:  # the table must never hide the job's own error
+            log.warning("could not print the sweep summary: %s", exc)
+
+
 class SweepSummaryCallback(Callback):
     """Hydra callback: keep ``sweep_summary.csv`` of a multirun up to date and print it at the end.
 
     The table is rewritten after each job (so it exists even if a job fails, when Hydra skips
-    ``on_multirun_end``) and once more when the sweep ends. It also creates the sweep folder
+    ``on_multirun_end``) and printed when the sweep ends; when a failed job ends the sweep
+    early, the CLI prints it (:func:`print_unfinished_sweep`). It also creates the sweep folder
     before the sweeper starts, so that a search can keep its Optuna study there.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # the sweep folder exists before the sweeper starts: a search stores its study there
-        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # a search stores its study there
+        _running_sweep.append(sweep_dir)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -202,11 +229,5 @@ class SweepSummaryCallback(Callback):
             log.warning("could not update the sweep summary: %s", exc)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = summarize_sweep(sweep_dir)
-        if not rows:
-            return
-        from rich import get_console
-
-        get_console().print(render_table(rows, title=f"sweep {sweep_dir}"))
-        log.info("sweep summary: %s", sweep_dir / SWEEP_SUMMARY)
+        _running_sweep.clear()
+        print_sweep_table(Path(str(config.hydra.sweep.dir)))

@@ -42,10 +42,26 @@ def write_fake_mnist(folder: Path, n: int = 20) -> Path:
     return folder
 
 
+def write_mnist_headers(folder: Path, n_train: int = 60000, n_test: int = 10000) -> Path:
+    """An MNIST folder whose IDX files hold only their headers (the real sample counts).
+
+    Validation reads nothing but the headers, so the full-MNIST configs validate against it;
+    a run would fail reading the bodies.
+    """
+    import struct
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28))
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n))
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point STDP_RUN_MNIST at a tiny IDX folder so the full-MNIST configs validate offline."""
-    folder = write_fake_mnist(tmp_path_factory.mktemp("mnist"))
+    """Point STDP_RUN_MNIST at an IDX folder of MNIST's sizes so the full-MNIST configs
+    validate offline."""
+    folder = write_mnist_headers(tmp_path_factory.mktemp("mnist"))
     saved = os.environ.get("STDP_RUN_MNIST")
     os.environ["STDP_RUN_MNIST"] = str(folder)
     yield folder

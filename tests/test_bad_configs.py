@@ -1,9 +1,9 @@
-"""A catalogue of bad configs and overrides, each run through the CLI (``stdp-run OVERRIDES``).
+"""A catalogue of bad configs, overrides and command-line slips, each run through the CLI.
 
-Every case must exit with code 2, print its problem as ``error: ...`` line(s) on stderr naming
-the key, the bad value and the valid choices (with a "did you mean" where one is close), and
-never show a traceback. Semantic errors found after Hydra created the run folder also leave a
-``FAILED`` marker with the same message.
+Every case must exit with code 2, print its problem as exactly one ``error: ...`` line on stderr
+naming the key, the bad value and the valid choices (with a "did you mean" where one is close),
+never show a traceback, and leave no run folder (nor sweep folder): every job is checked before
+Hydra makes one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 DA = "experiment=delay_adjusted"
+#: A folder that exists but holds no MNIST files.
+NO_MNIST = str(Path(__file__).parent / "data")
 
 # (id, overrides, expected substrings of the single error line)
 CASES: list[tuple[str, list[str], list[str]]] = [
@@ -237,6 +239,104 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["device=cuda"],
         ["device.name: 'cuda' requested but CUDA is not available"],
     ),
+    # -- what only the data can tell (issue 13, items 1 and 4) ----------------------------------
+    (
+        "more training samples than the data set has",
+        ["run.n_train=3000"],
+        [
+            "run.n_train: 3000 training + 500 held-out (run.n_eval) samples exceed the 1797 of "
+            "the sklearn data set (set run.n_train <= 1297)"
+        ],
+    ),  # fmt: skip
+    (
+        "held-out samples leave nothing to train on",
+        ["run.n_train=null", "run.n_eval=1797"],
+        ["run.n_eval: 1797 held-out samples leave no training sample of the 1797"],
+    ),
+    (
+        "more test samples than the test split has",
+        ["experiment=mnist_stdp", "run.n_test=20000"],
+        ["run.n_test: 20000 exceeds the 10000 test samples of the mnist data set"],
+    ),
+    (
+        "a data folder without the MNIST files",
+        ["experiment=mnist_stdp", f"stimulus.dataset.root={NO_MNIST}"],
+        [
+            "stimulus.dataset.root: train-images-idx3-ubyte (or train-images-idx3-ubyte.gz) is "
+            f"missing from {NO_MNIST!r}"
+        ],
+    ),  # fmt: skip
+    (
+        "kwarg of the wrong type",
+        ["trainer.weight.kernel_post.kwargs.learning_rate=abc"],
+        [
+            "trainer.weight.kernel_post.kwargs: kernel 'exp_stdp_post': kwarg 'learning_rate' "
+            "must be a number, got 'abc' (str)"
+        ],
+    ),  # fmt: skip
+    (
+        "neuron param of the wrong type",
+        ["network.populations.exc.params.thresh_v=high"],
+        ["network.populations.exc.params: neuron 'alif': kwarg 'thresh_v' must be a number"],
+    ),
+    # -- sweeps: every job checked before the first runs (item 3) ---------------------------------
+    (
+        "a bad value in the last job of a sweep",
+        ["-m", "trainer.weight.batch_reduction=mean,summ"],
+        [
+            "[trainer.weight.batch_reduction=summ] trainer.weight.batch_reduction: unknown "
+            "reduction 'summ'; did you mean 'sum'?",
+            "(1 of 2 jobs invalid; nothing was run)",
+        ],
+    ),  # fmt: skip
+    (
+        "a problem shared by every job of a sweep",
+        ["-m", "seed=0,1", "run.batch_size=0"],
+        ["error: run.batch_size: must be >= 1, got 0 (2 of 2 jobs invalid; nothing was run)"],
+    ),
+    (
+        "an interval for the basic sweeper",
+        ["-m", "trainer.weight.kernel_post.kwargs.learning_rate=interval(1e-4,1e-3)"],
+        [
+            "trainer.weight.kernel_post.kwargs.learning_rate: Hydra's basic sweeper cannot sample "
+            "an interval"
+        ],
+    ),  # fmt: skip
+    # -- command-line slips (item 9) ----------------------------------------------------------
+    (
+        "an experiment name without its key",
+        ["delay_adjusted"],
+        [
+            "'delay_adjusted' is not a command or an override; did you mean "
+            "experiment=delay_adjusted?"
+        ],
+    ),  # fmt: skip
+    (
+        "a misspelled experiment name without its key",
+        ["delay_adjustd"],
+        ["did you mean experiment=delay_adjusted?"],
+    ),
+    ("a misspelled command", ["lsit"], ["unknown command 'lsit'; did you mean 'list'?"]),
+    (
+        "a misspelled command with an option",
+        ["valdate", "--all"],
+        ["unknown command 'valdate'; did you mean 'validate'?"],
+    ),
+    (
+        "an override written as an option",
+        ["--experiment", "delay_adjusted"],
+        ["--experiment is not an option", "did you mean experiment=delay_adjusted?"],
+    ),
+    (
+        "a space in a sweep",
+        ["-m", "seed=0,", "1"],
+        ["the sweep 'seed=0, 1' has a space after a comma; write seed=0,1"],
+    ),
+    (
+        "a misspelled Hydra flag",
+        ["--multirn", "seed=0,1"],
+        ["unknown option '--multirn'; did you mean '--multirun'?"],
+    ),
 ]
 
 
@@ -253,13 +353,16 @@ def test_catalogue_is_large_enough() -> None:
     ("overrides", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_config_exits_2_with_one_line(
-    run_cli, overrides: list[str], expected: list[str]
+    run_cli, tmp_path: Path, overrides: list[str], expected: list[str]
 ) -> None:
     if overrides == ["device=cuda"]:
         import torch
 
         if torch.cuda.is_available():
             pytest.skip("CUDA is available here")
+    sweep_dir = tmp_path / "sweep"
+    if "-m" in overrides:
+        overrides = [*overrides, f"hydra.sweep.dir={sweep_dir}"]
     result, run_dir = run_cli(*overrides, tiny=False)
     lines = _lines(result.stderr)
     assert result.exit_code == 2, result.output
@@ -268,10 +371,9 @@ def test_bad_config_exits_2_with_one_line(
     assert lines[0].startswith("error: ")
     for part in expected:
         assert part in lines[0], f"{part!r} not in {lines[0]!r}"
-    failed = Path(run_dir) / "FAILED"
-    if failed.exists():  # semantic errors: Hydra had created the run folder already
-        assert failed.read_text().strip() == lines[0].removeprefix("error: ")
-        assert not (Path(run_dir) / "summary.json").exists()
+    assert not Path(run_dir).exists(), "a config error left a run folder"
+    assert not sweep_dir.exists(), "a config error left a sweep folder"
+    assert result.stdout == "", "nothing may run or be logged"
 
 
 def test_several_problems_are_reported_together(run_cli) -> None:

@@ -355,18 +355,20 @@ def test_sweep_preset_runs_without_dash_m(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_failed_sweep_job_is_marked_and_reported(tmp_path: Path) -> None:
+def test_bad_sweep_job_stops_the_sweep_before_it_starts(tmp_path: Path) -> None:
+    """A config error in the last job: one line naming it, exit 2, no job run, no folder.
+    (A job that fails while running: tests/test_reliability.py.)"""
     sweep = tmp_path / "sweep"
     proc = _stdp_run("-m", "debug=default", "trainer.weight.batch_reduction=mean,maen",
                      f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 2
-    assert "error: trainer.weight.batch_reduction: unknown reduction 'maen'" in proc.stderr
-    assert (sweep / "0" / "summary.json").is_file()
-    assert "unknown reduction 'maen'" in (sweep / "1" / "FAILED").read_text()
-    with (sweep / "sweep_summary.csv").open() as f:
-        rows = {r["job"]: r for r in csv.DictReader(f)}
-    assert rows["0"]["status"] == "completed" and rows["1"]["status"] == "failed"
-    assert "maen" in (sweep / "1" / "stdp_run.log").read_text()  # the log is not empty
+    assert proc.stderr.splitlines() == [
+        "error: [trainer.weight.batch_reduction=maen] trainer.weight.batch_reduction: unknown "
+        "reduction 'maen'; did you mean 'mean' or 'median'? valid: mean, sum, amax, amin, "
+        "median (1 of 2 jobs invalid; nothing was run)"
+    ]
+    assert proc.stdout == ""
+    assert not sweep.exists() and not (tmp_path / "multirun").exists()
 
 
 @pytest.mark.slow

@@ -190,12 +190,19 @@ def test_mnist_cpu_presets_learn(name: str, at_least: float) -> None:
 def test_full_mnist_configs_need_a_folder_and_validate_with_one(
     name: str, batch_size: int, tmp_path, monkeypatch
 ) -> None:
+    from conftest import write_mnist_headers  # tests/ is on sys.path (rootdir conftest)
+
     from runner.config.errors import ConfigError
 
     monkeypatch.delenv("STDP_RUN_MNIST", raising=False)
-    with pytest.raises(ConfigError, match="stimulus.dataset.root"):
+    with pytest.raises(ConfigError, match="stimulus.dataset.root") as no_folder:
         validate_config(compose([f"experiment={name}"]))
-    cfg = validate_config(compose([f"experiment={name}", f"stimulus.dataset.root={tmp_path}"]))
+    assert no_folder.value.only_needs_data
+    with pytest.raises(ConfigError, match="train-images-idx3-ubyte .* is missing") as no_files:
+        validate_config(compose([f"experiment={name}", f"stimulus.dataset.root={tmp_path}"]))
+    assert no_files.value.only_needs_data
+    root = write_mnist_headers(tmp_path / "mnist")
+    cfg = validate_config(compose([f"experiment={name}", f"stimulus.dataset.root={root}"]))
     assert cfg.stimulus.dataset is not None and cfg.stimulus.dataset.source == "mnist"
     assert cfg.network.populations["exc"].size == 100
     assert (cfg.run.n_train, cfg.run.n_eval, cfg.run.batch_size) == (50000, 10000, batch_size)

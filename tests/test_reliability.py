@@ -128,17 +128,29 @@ def test_exploding_learning_rate_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_one_failing_job_of_three_leaves_the_others_complete(tmp_path: Path) -> None:
+    """A job that fails while running (config errors stop a sweep before it starts): the
+    others complete, and the sweep table is printed with the failed job marked."""
+    import os
+
+    from test_prechecks import BOOM  # tests/ is on sys.path (rootdir conftest)
+
+    (tmp_path / "boom_kernel.py").write_text(BOOM)
     sweep = tmp_path / "sweep"
-    proc = _run("-m", "debug=default", "stimulus.dataset.source=sklearn,mnist,sklearn",
-                "stimulus.dataset.root=/nonexistent/mnist", f"hydra.sweep.dir={sweep}",
-                cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [_exe(), "-m", "debug=default", "trainer.weight.kernel_post.name=boom_kernel:boom",
+         "trainer.weight.kernel_post.kwargs.learning_rate=4e-4,2,4e-4",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "300"},
+    )  # fmt: skip
     assert proc.returncode != 0
     assert (sweep / "0" / "summary.json").is_file() and (sweep / "2" / "summary.json").is_file()
     failed = (sweep / "1" / "FAILED").read_text()
-    assert "mnist" in failed.lower() and "\n" not in failed.strip()
+    assert "boom" in failed and "\n" not in failed.strip()
     with (sweep / "sweep_summary.csv").open() as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}
     assert [rows[j]["status"] for j in ("0", "1", "2")] == ["completed", "failed", "completed"]
+    assert f"sweep {sweep}" in proc.stdout and "failed" in proc.stdout
 
 
 def test_unwritable_run_folder_is_one_line(tmp_path: Path) -> None:

