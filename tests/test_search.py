@@ -233,22 +233,29 @@ def test_default_search_completes_and_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_failed_trial_does_not_stop_a_parallel_search(tmp_path: Path) -> None:
+    """A trial that fails while running gets the worst value and the search goes on (a value
+    that fails validation, such as a misspelt choice, stops the search before it starts:
+    tests/test_prechecks.py)."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from test_prechecks import BOOM  # tests/ is on sys.path (rootdir conftest)
+
+    (tmp_path / "boom_kernel.py").write_text(BOOM)  # fails in the run for a learning rate > 1
     sweep = tmp_path / "search"
-    # with this seed the three trials draw 'maen' (invalid) and 'mean'
     proc = _stdp_run("-m", "hparams_search=default_optuna", "hydra/launcher=parallel",
                      "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=3",
-                     "hydra.sweeper.sampler.seed=2", "trainer.weight.batch_reduction=choice(mean,maen)",
+                     "hydra.sweeper.sampler.seed=2",
+                     "trainer.weight.kernel_post.name=boom_kernel:boom",
+                     "trainer.weight.kernel_post.kwargs.learning_rate=choice(4e-4,2)",
                      *SMALL, f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     failed = [j for j in jobs if (j / "FAILED").is_file()]
     completed = [j for j in jobs if (j / "summary.json").is_file()]
     assert len(jobs) == 3 and failed and completed
-    assert all("unknown reduction 'maen'" in (j / "FAILED").read_text() for j in failed)
+    assert all("boom: learning rate above 1" in (j / "FAILED").read_text() for j in failed)
     results = OmegaConf.load(sweep / "optimization_results.yaml")
-    assert results.best_params["trainer.weight.batch_reduction"] == "mean"
+    assert results.best_params["trainer.weight.kernel_post.kwargs.learning_rate"] == 4e-4
     assert math.isfinite(results.best_value)
 
 
