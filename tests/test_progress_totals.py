@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_resume_figures import Lines  # tests/ is on sys.path (rootdir conftest)
 
 from runner.build import build_experiment
 from runner.progress import Progress
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 @pytest.fixture
