@@ -53,11 +53,13 @@ def choose_compile(
     return CompileChoice(compiled < eager, reason)
 
 
-#: seconds a compiled call costs beyond its arithmetic (guards, wrappers), and seconds of tracing
-#: (dynamo, even with a warm inductor cache) per step unrolled into a chunk graph; both measured
-#: on the default experiment's network, one core (docs/PERFORMANCE.md)
-CALL_OVERHEAD_S = 80e-6
-TRACE_PER_STEP_S = 0.35
+#: seconds a compiled call costs beyond its arithmetic (guards over the network's many small
+#: state tensors, wrappers, the loop's per-call bookkeeping), and seconds of tracing (dynamo
+#: traces every unrolled step again in every process, also with a warm inductor cache) per step
+#: unrolled into a chunk graph; measured on the default experiment's network, one core, from
+#: 5- against 10-step chunks (docs/PERFORMANCE.md)
+CALL_OVERHEAD_S = 400e-6
+TRACE_PER_STEP_S = 0.5
 #: at most this many steps per compiled call, and none for large steps (their arithmetic
 #: dwarfs the call overhead, while the unrolled graph would multiply the compile time)
 MAX_STEPS_PER_CALL = 10
@@ -72,8 +74,8 @@ def steps_per_call(
     ends or a log line is due) up to ``MAX_STEPS_PER_CALL`` that minimises the tracing (``k``
     unrolled steps) plus the call overheads (``train_steps / k``).
 
-    Long runs take the longest chunk; a short run like the default experiment (65,000 steps)
-    takes 5 steps, because tracing 10 would cost more than the calls it saves."""
+    Long runs take the longest chunk; short runs take shorter ones (200 steps: 1), and the
+    default experiment (65,000 steps) sits where 5 and 10 cost the same (10 is taken)."""
     if synapse_samples > MAX_CHUNKED_SYNAPSES or steps_per_sample < 1:
         return 1
     period = math.gcd(steps_per_sample, max(log_every, 0))

@@ -110,7 +110,8 @@ def test_explicit_compile_modes_win() -> None:
 @pytest.mark.parametrize(
     ("steps", "per_sample", "synapses", "log_every", "expected"),
     [
-        (64_850, 50, 6_400, 5_000, 5),  # the default experiment: tracing 10 steps costs more
+        (64_850, 50, 6_400, 5_000, 10),  # the default experiment: 5 and 10 cost alike
+        (20_000, 50, 6_400, 5_000, 5),  # a third of it: tracing 10 steps costs more
         (600_000, 150, 78_400, 15_000, 10),  # mnist_stdp_cpu: the longest chunk
         (600_000, 150, 78_400, 0, 10),  # no logging: the sample length alone
         (600_000, 150, 78_400, 7, 1),  # logs every 7 steps: no common chunk
@@ -130,12 +131,16 @@ def test_steps_per_call_weighs_tracing_against_call_overhead(
 
 
 def test_the_plan_carries_the_chunk_size_to_the_compiled_step() -> None:
-    with initialize_config_module("runner.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["run.compile=true"])  # the default experiment
-    exp = build_experiment(cfg, device=torch.device("cpu"), dtype=torch.float32)
-    assert exp.plan.steps_per_call == 5  # 1,297 digits of 50 steps (first case above)
+    def default(*overrides: str) -> Any:  # the default experiment, built, not run
+        with initialize_config_module("runner.conf", version_base="1.3"):
+            cfg = compose("config", overrides=["run.compile=true", *overrides])
+        return build_experiment(cfg, device=torch.device("cpu"), dtype=torch.float32)
+
+    exp = default()
+    assert exp.plan.steps_per_call == 10  # 1,297 digits of 50 steps (cases above)
     step = loop_module.make_step(exp.network, compile=True, steps_per_call=exp.plan.steps_per_call)
-    assert isinstance(step, CompiledStep) and step.steps_per_call == 5
+    assert isinstance(step, CompiledStep) and step.steps_per_call == 10
+    assert default("run.n_train=400").plan.steps_per_call == 5  # 400 digits: a shorter chunk
     assert _build("run.compile=false").plan.steps_per_call is None
 
 
