@@ -25,7 +25,7 @@ from runner.core.hooks import normalize_l1_
 from runner.core.network import Network
 from runner.core.neurons import ForcedPopulation
 from runner.core.updater import Bound
-from runner.loop import LoopPlan, Task
+from runner.loop import LoopPlan, Task, trained_synapses
 from runner.tasks import ImageTask, PatternTask, SpikeTrainTask
 
 log = logging.getLogger("runner.build")
@@ -339,22 +339,16 @@ def train_steps(cfg: DictConfig, task: Task) -> int:
     return int(cfg.run.epochs) * batches * int(cfg.run.steps_per_sample)
 
 
-def _trained(network: Network) -> list[DenseConnection]:
-    return [
-        conn
-        for conn in network.connections.values()
-        if isinstance(conn, DenseConnection) and len(conn.updaters) > 0
-    ]
-
-
 def compile_choice(cfg: DictConfig, network: Network, task: Task) -> CompileChoice:
     """``run.compile`` (auto|true|false) resolved for this network and run length."""
-    trained = _trained(network)
     return choose_compile(
         compile_mode(cfg.run.get("compile", "auto")),
         train_steps=train_steps(cfg, task),
-        synapse_samples=sum(c.batch_size * c.n_in * c.n_out for c in trained),
-        delays=any(c.delays_active for c in trained),
+        synapse_samples=trained_synapses(network),
+        delays=any(
+            isinstance(conn, DenseConnection) and len(conn.updaters) > 0 and conn.delays_active
+            for conn in network.connections.values()
+        ),
     )
 
 
@@ -363,7 +357,7 @@ def chunk_steps(cfg: DictConfig, network: Network, task: Task) -> int:
     return steps_per_call(
         train_steps=train_steps(cfg, task),
         steps_per_sample=int(cfg.run.steps_per_sample),
-        synapse_samples=sum(c.batch_size * c.n_in * c.n_out for c in _trained(network)),
+        synapse_samples=trained_synapses(network),
         log_every=int(cfg.run.log_every),
     )
 

@@ -362,7 +362,7 @@ def main() -> None:
     finally:
         # Everything is written. Interpreter shutdown runs full garbage collections over every
         # object still alive, and after a compiled run (dynamo, inductor, sympy) that walk took
-        # 1.5-4 s; frozen objects are skipped by it and still freed by reference counting.
+        # 2-6 s; frozen objects are skipped by it and still freed by reference counting.
         gc.freeze()
 
 
