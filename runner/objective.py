@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 from runner.config.errors import ConfigError
 from runner.config.schema import Direction, ObjectiveConf, StdpRunConfig
-from runner.registry import choices_text, did_you_mean
+from runner.registry import STIMULI, RegistryError, choices_text, did_you_mean
 
-#: The final metrics of each task (by ``stimulus.kind``), as their ``end_phase`` names them.
+#: The final metrics of each task, as their ``end_phase`` names them.
 IMAGE_METRICS = (
     "accuracy",
     "accuracy_ttfs",
@@ -53,12 +53,11 @@ PAIRING_METRICS = (
 #: Throughput, added to every task's metrics by the loop (``LoopState.throughput``).
 LOOP_METRICS = ("compile_s", "train_steps_per_s", "train_samples_per_s", "eval_samples_per_s")
 
+#: By task kind (the ``task`` a stimulus declares: :class:`runner.traits.StimulusTraits`).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "poisson": IMAGE_METRICS,
-    "bernoulli": IMAGE_METRICS,
+    "image": IMAGE_METRICS,
     "pattern": PATTERN_METRICS,
-    "pairing": PAIRING_METRICS,
-    "npz": PAIRING_METRICS,
+    "spike_trains": PAIRING_METRICS,
 }
 
 #: The sweeper of a plain ``-m`` grid: it ignores the objective.
@@ -66,12 +65,21 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def metric_names(kind: str | None = None) -> list[str]:
-    """The final metrics a task of stimulus ``kind`` can report (every task's when None)."""
-    if kind is not None and kind in TASK_METRICS:
-        names: tuple[str, ...] = TASK_METRICS[kind]
+    """The final metrics the task fed by stimulus ``kind`` can report (every task's when None
+    or when the stimulus is not known)."""
+    task = _task_kind(kind) if kind is not None else None
+    if task is not None and task in TASK_METRICS:
+        names: tuple[str, ...] = TASK_METRICS[task]
     else:
         names = tuple(dict.fromkeys(n for group in TASK_METRICS.values() for n in group))
     return [*names, *LOOP_METRICS]
+
+
+def _task_kind(stimulus: str) -> str | None:
+    try:
+        return str(STIMULI.traits(stimulus).task)
+    except RegistryError:  # reported by the stimulus check
+        return None
 
 
 def check_objective(cfg: StdpRunConfig, out: list[str], *, searching: bool = False) -> None:

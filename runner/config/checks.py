@@ -65,6 +65,18 @@ def lookup(out: list[str], where: str, registry: Registry[Any], name: str) -> An
         return None
 
 
+def traits_of(out: list[str], where: str, registry: Registry[Any], name: str) -> Any:
+    """``registry.traits(name)`` (what the builder will read), or None with a problem line at
+    ``where`` (an unknown name, or a plugin that declares no traits)."""
+    if lookup(out, where, registry, name) is None:
+        return None
+    try:
+        return registry.traits(name)
+    except RegistryError as exc:
+        out.append(f"{where}: {exc}")
+        return None
+
+
 def passes(out: list[str], where: str, check: Any, *args: Any, **kwargs: Any) -> bool:
     """Run a check that raises RegistryError; False (and a problem line) when it fails."""
     try:
@@ -208,16 +220,15 @@ def _check_connection(cfg: StdpRunConfig, name: str, c: ConnectionConf, out: lis
             )
     if c.post in pops and pops[c.post].kind == "input":
         out.append(f"{key}.post: {c.post!r} is an input population and cannot receive current")
-    factory = lookup(out, f"{key}.kind", CONNECTIONS, c.kind)
-    params = inspect.signature(factory).parameters if factory is not None else {}
+    traits = traits_of(out, f"{key}.kind", CONNECTIONS, c.kind)
     both = c.pre in pops and c.post in pops
-    if "n" in params and both and pops[c.pre].size != pops[c.post].size:
+    if traits is not None and traits.equal_sizes and both and pops[c.pre].size != pops[c.post].size:
         out.append(
             f"{key}: a {c.kind} connection needs equal sizes, got {c.pre}="
             f"{pops[c.pre].size} and {c.post}={pops[c.post].size}"
         )
     check_range(out, f"{key}.max_delay", c.max_delay, 0, ">=")
-    if c.max_delay is not None and factory is not None and "max_delay" not in params:
+    if c.max_delay is not None and traits is not None and not traits.delays:
         out.append(f"{key}.max_delay: {c.kind} connections have no delays (set it to null)")
     _check_init(out, f"{key}.weight_init", c.weight_init, None)
     if c.max_delay is not None and c.max_delay >= 0:
@@ -230,7 +241,7 @@ def _check_connection(cfg: StdpRunConfig, name: str, c: ConnectionConf, out: lis
 
 def _check_stimulus(cfg: StdpRunConfig, out: list[str]) -> None:
     s = cfg.stimulus
-    if lookup(out, "stimulus.kind", STIMULI, s.kind) is not None and passes(
+    if traits_of(out, "stimulus.kind", STIMULI, s.kind) is not None and passes(
         out, "stimulus.params", STIMULI.check_kwargs, s.kind, s.params
     ):
         check_positive_kwargs("stimulus.params", s.params, out)

@@ -7,30 +7,19 @@ Each cell's settings are the trainer's defaults with the cell's overrides applie
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-
 from runner.config.cells import cell_settings
-from runner.config.checks import check_positive_kwargs, check_range, lookup, passes
+from runner.config.checks import check_positive_kwargs, check_range, lookup, passes, traits_of
 from runner.config.schema import StdpRunConfig, TrainerConf
 from runner.registry import CONNECTIONS, KERNELS, REDUCTIONS, TRAINERS, choices_text, did_you_mean
+from runner.traits import TrainerTraits
 
-#: Trainer settings that only some trainer kinds accept, with their neutral values.
+#: Trainer settings that only rules declaring ``takes_delayed`` accept, with their neutral values.
 TRAINER_EXTRAS = {"delayed": False, "interp_tolerance": 0.0}
-
-
-def _trainer_info(kind: str) -> tuple[set[str], bool]:
-    """The optional settings a trainer kind accepts and whether it needs learned delays."""
-    cls = TRAINERS.get(kind)
-    accepted = set(getattr(cls, "extra_defaults", {}))
-    with contextlib.suppress(TypeError, ValueError):
-        accepted |= set(inspect.signature(cls).parameters)
-    return accepted, bool(getattr(cls, "needs_delays", False))
 
 
 def _check_trainer(cfg: StdpRunConfig, name: str, t: TrainerConf, out: list[str]) -> None:
     key = f"trainer.{name}"
-    info = _trainer_info(t.kind) if lookup(out, f"{key}.kind", TRAINERS, t.kind) else None
+    info: TrainerTraits | None = traits_of(out, f"{key}.kind", TRAINERS, t.kind)
     conns = cfg.network.connections
     if not t.cells:
         out.append(
@@ -69,19 +58,18 @@ def _check_trainer(cfg: StdpRunConfig, name: str, t: TrainerConf, out: list[str]
         )
         if info is None:
             continue
-        accepted, needs_delays = info
         for extra, neutral in TRAINER_EXTRAS.items():
-            if getattr(s, extra) != neutral and extra not in accepted:
+            if getattr(s, extra) != neutral and not info.takes_delayed:
                 out.append(
                     f"{where[extra]}.{extra}: {t.kind} has no setting {extra!r} "
                     f"(KernelSTDP only); remove it"
                 )
-        if needs_delays and conns[cell].max_delay is None:
+        if info.needs_delays and conns[cell].max_delay is None:
             out.append(
                 f"{ckey}: {t.kind} needs learned delays: set network.connections.{cell}.max_delay"
             )
-        factory = lookup(out, ckey, CONNECTIONS, conns[cell].kind)
-        if factory is not None and not hasattr(factory, "track_pre_ages"):
+        conn_traits = traits_of(out, ckey, CONNECTIONS, conns[cell].kind)
+        if conn_traits is not None and not conn_traits.trainable:
             out.append(f"{ckey}: {conns[cell].kind} connections cannot be trained (only dense)")
         if len(out) > 50:
             return
