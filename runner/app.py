@@ -35,9 +35,10 @@ from runner.checkpoint import (
     save_checkpoint,
 )
 from runner.config import schema as _schema  # noqa: F401  (registers the schema)
-from runner.config.errors import ConfigError, DeviceError, UserAbort, describe_error, is_user_error
+from runner.config.errors import ConfigError, DeviceError, UserAbort
 from runner.config.schema import ObjectiveConf, StdpRunConfig
 from runner.config.validate import validate_config
+from runner.failures import failure
 from runner.loop import Callbacks, LoopState, NonFiniteError
 from runner.objective import (
     BASIC_SWEEPER,
@@ -363,7 +364,7 @@ def execute(
     if runtime is None:
         runtime = setup_runtime(validate_config(cfg), run_dir)
     config = runtime.config
-    experiment = build_experiment(cfg, device=runtime.device, dtype=runtime.dtype)
+    experiment = build_experiment(config, device=runtime.device, dtype=runtime.dtype)
     start_delays = learned_delays(experiment.network)  # the built values, also when resuming
     progress = Progress(
         runtime.progress,
@@ -527,17 +528,6 @@ def discard_run_folder(run_dir: Path, log_name: str = "stdp_run.log") -> bool:
     return True
 
 
-def _data_error(exc: BaseException) -> ConfigError | None:
-    """A data set that is absent (files, optional package) as the config error it is."""
-    from runner.core.datasets import DatasetNotFoundError, MissingDependencyError
-
-    if isinstance(exc, DatasetNotFoundError):
-        return ConfigError(f"stimulus.dataset.root: {exc}")
-    if isinstance(exc, MissingDependencyError):
-        return ConfigError(f"stimulus.dataset.source: {exc}")
-    return None
-
-
 def task(cfg: DictConfig) -> float:
     """:func:`run_experiment` in the Hydra output dir, logging and marking failures; returns
     the objective (NaN where a plain run lacks its metric).
@@ -549,63 +539,48 @@ def task(cfg: DictConfig) -> float:
     search = searching()
     objective = _objective(cfg)
     try:
-        try:
-            metrics = run_experiment(cfg, run_dir, search=search)
-        except OSError as exc:
-            data = _data_error(exc)
-            if data is None:
-                raise
-            raise data from exc
+        metrics = run_experiment(cfg, run_dir, search=search)
         if objective is None:
             return math.nan
         value = objective_value(metrics, objective, required=search)
-        if search:
-            log.info("objective %s = %.6g", objective.metric, value)
-        return value
-    except UserAbort as exc:  # interrupted: the checkpoint is saved, the message says how on
-        log.warning("%s", exc.message)
-        write_failed(run_dir, exc.message)
-        raise
-    except OSError as exc:  # cannot write the run folder (permissions, full disk)
-        message = (
-            f"cannot write {exc.filename or run_dir}: {exc.strerror or exc} (check the "
-            "folder, its permissions and the free space; hydra.run.dir=... picks another "
-            "run folder)"
-        )
-        log.error("run failed: %s", message)
-        with contextlib.suppress(OSError):
-            write_failed(run_dir, message)
-        if _multirun():
-            raise
-        raise UserAbort(message, code=1) from exc
-    except (NonFiniteError, CheckpointError) as exc:  # the run's own failure, one line
-        log.error("run failed: %s", exc)
-        write_failed(run_dir, str(exc))
-        if search and objective is not None and isinstance(exc, NonFiniteError):
-            return _worst_trial(objective)
-        if _multirun():
-            raise
-        raise UserAbort(str(exc), code=1) from exc
     except BaseException as exc:
-        user = is_user_error(exc) or isinstance(exc, KeyboardInterrupt)
-        if isinstance(exc, KeyboardInterrupt):
-            message = "interrupted"
-        else:
-            message = describe_error(exc) if user else f"{type(exc).__name__}: {exc}"
-        config_error = user and not isinstance(exc, KeyboardInterrupt) and not _multirun()
-        log_name = f"{_hydra_select('job.name', 'stdp_run')}.log"
-        if config_error and discard_run_folder(run_dir, log_name):
-            raise UserAbort(message) from exc  # the CLI prints it, once
-        log.error("run failed: %s", message, exc_info=not user)
-        write_failed(run_dir, message)
-        # one bad trial (e.g. a sampled value the config rejects) must not end a search; an
-        # objective that no trial can report must
-        trial = isinstance(exc, Exception) and not isinstance(exc, ObjectiveError)
-        if search and objective is not None and trial:
-            return _worst_trial(objective)
-        if config_error:
-            raise UserAbort(message) from exc
-        raise
+        return _failed(exc, run_dir, search=search, objective=objective)
+    if search:
+        log.info("objective %s = %.6g", objective.metric, value)
+    return value
+
+
+def _failed(
+    exc: BaseException, run_dir: Path, *, search: bool, objective: ObjectiveConf | None
+) -> float:
+    """A failed run: log it, mark the folder ``FAILED`` (or remove the folder of a single run
+    whose config was wrong), and re-raise; a search gets the worst objective instead for a
+    failing trial. What the exception means is :func:`runner.failures.failure`'s."""
+    f = failure(exc, run_dir=run_dir)
+    if f.kind == "abort":  # interrupted: the checkpoint is saved, the message says how on
+        log.warning("%s", f.message)
+        write_failed(run_dir, f.message)
+        raise exc
+    single = not _multirun()
+    log_name = f"{_hydra_select('job.name', 'stdp_run')}.log"
+    if f.kind == "config" and single and discard_run_folder(run_dir, log_name):
+        raise UserAbort(f.message) from exc  # the CLI prints it, once
+    log.error("run failed: %s", f.message, exc_info=f.kind == "bug")
+    if f.kind == "io":
+        with contextlib.suppress(OSError):
+            write_failed(run_dir, f.message)
+    else:
+        write_failed(run_dir, f.message)
+    # one bad trial (a sampled value the config rejects, a diverging run) must not end a
+    # search; an objective that no trial can report must
+    trial = (f.kind in ("config", "bug") and not isinstance(exc, ObjectiveError)) or (
+        isinstance(exc, NonFiniteError)
+    )
+    if search and objective is not None and trial and isinstance(exc, Exception):
+        return _worst_trial(objective)
+    if single and f.kind in ("config", "io", "run"):
+        raise UserAbort(f.message, code=f.code) from exc
+    raise exc
 
 
 def _worst_trial(objective: ObjectiveConf) -> float:
@@ -642,12 +617,13 @@ def resume(run_dir: str | Path) -> dict[str, float]:
     (run_dir / FAILED).unlink(missing_ok=True)
     try:
         return run_experiment(cfg, run_dir, resume_from=checkpoint)
-    except UserAbort as exc:
-        write_failed(run_dir, exc.message)
+    except BaseException as exc:
+        f = failure(exc, run_dir=run_dir)
+        if f.kind in ("abort", "run"):
+            write_failed(run_dir, f.message)
+        if f.kind == "run":
+            raise UserAbort(f.message, code=f.code) from exc
         raise
-    except (NonFiniteError, CheckpointError) as exc:
-        write_failed(run_dir, str(exc))
-        raise UserAbort(str(exc), code=1) from exc
 
 
 def _attach_file_log(run_dir: Path) -> None:

@@ -69,25 +69,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn config/registry/override errors into ``error: ...`` and exit code 2."""
-    from runner.config.errors import UserAbort, describe_error, is_user_error
+    """Print what :func:`runner.failures.failure` makes of a user's error (config, registry,
+    override, an aborted run, a folder that cannot be written) as ``error: ...`` and exit with
+    its code; bugs keep their traceback."""
+    from runner.config.errors import UserAbort
+    from runner.failures import failure
 
     try:
         yield
-    except UserAbort as exc:
-        fail(exc.message, code=exc.code if isinstance(exc.code, int) else 2)
     except typer.Exit:
         raise
-    except Exception as exc:
-        if is_user_error(exc):
-            fail(describe_error(exc))
-        if isinstance(exc, OSError):  # a folder that cannot be written, a full disk
-            where = f" {exc.filename}" if exc.filename else ""
-            fail(
-                f"cannot write{where}: {exc.strerror or exc} (check the folder, its "
-                "permissions and the free space; hydra.run.dir=... picks another run folder)",
-                code=1,
-            )
+    except (Exception, UserAbort) as exc:
+        f = failure(exc)
+        if f.kind in ("abort", "config", "io"):
+            fail(f.message, code=f.code)
         raise
 
 
@@ -239,8 +234,9 @@ def validate(
     valid unless ``--strict``.
     """
     from runner.config.compose import expand_cases
-    from runner.config.errors import ConfigError, describe_error, is_user_error
+    from runner.config.errors import ConfigError
     from runner.config.precheck import check_job
+    from runner.failures import failure
 
     notes: list[str] = []
     with user_errors():
@@ -253,14 +249,15 @@ def validate(
         try:
             check_job(case)
         except Exception as exc:
-            if not is_user_error(exc):
+            f = failure(exc)
+            if f.kind != "config":
                 raise
             if isinstance(exc, ConfigError) and exc.only_needs_data and not strict:
                 for line in exc.needs_data:
                     typer.echo(f"needs data: [{label}] {line}")
                 continue
             failures += 1
-            for line in describe_error(exc).splitlines():
+            for line in f.message.splitlines():
                 typer.echo(f"error: [{label}] {line}", err=True)
             continue
         typer.echo(f"ok  {label}")
