@@ -16,332 +16,57 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import random
 import signal
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from runner.checkpoint import (
-    CheckpointError,
-    checkpoint_steps,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
+from runner.callbacks import (
+    RunCallbacks,
+    StopRequest,
+    distribution,
+    fixed_connections,
+    image_inputs,
+    learned_delays,
+    parameters,
+    record_end,
+    timing,
 )
+from runner.checkpoint import checkpoint_steps, load_checkpoint, save_checkpoint
 from runner.config import schema as _schema  # noqa: F401  (registers the schema)
-from runner.config.errors import ConfigError, DeviceError, UserAbort
-from runner.config.schema import ObjectiveConf, StdpRunConfig
+from runner.config.errors import UserAbort
+from runner.config.schema import ObjectiveConf
 from runner.config.validate import validate_config
 from runner.failures import failure
-from runner.loop import Callbacks, LoopState, NonFiniteError
-from runner.objective import (
-    BASIC_SWEEPER,
-    ObjectiveError,
-    check_objective,
-    objective_value,
-    worst,
+from runner.loop import LoopState, NonFiniteError
+from runner.objective import ObjectiveError, check_objective, objective_value, worst
+from runner.progress import Progress
+from runner.record import write_failed
+from runner.resume import resume
+from runner.run_folder import HYDRA_FILES, _saved_overrides, discard_run_folder
+from runner.runtime import (
+    Runtime,
+    _hydra_select,
+    _multirun,
+    _output_dir,
+    _task_overrides,
+    resolve_device,
+    searching,
+    setup_runtime,
 )
-from runner.progress import Progress, parallel_launcher, resolve_mode
-from runner.record import FAILED, SUMMARY, RunRecorder, write_failed
-from runner.tracking import Snapshot
+
+#: names that moved to runner.runtime, runner.callbacks, runner.run_folder and runner.resume
+#: stay importable from here
+__all__ = [
+    "HYDRA_FILES", "RunCallbacks", "Runtime", "StopRequest", "discard_run_folder", "distribution",
+    "execute", "fixed_connections", "hydra_entry", "image_inputs", "learned_delays",
+    "parameters", "resolve_device", "resume", "run_experiment", "searching", "setup_runtime",
+    "task", "timing",
+]  # fmt: skip
 
 log = logging.getLogger("runner")
-
-
-@dataclass
-class Runtime:
-    """What the run set up before building: typed config, device, dtype, RNG, recorder."""
-
-    config: StdpRunConfig
-    device: Any  # torch.device
-    dtype: Any  # torch.dtype
-    seed: int
-    generator: Any  # torch.Generator on ``device``
-    recorder: RunRecorder
-    progress: str  # resolved run.progress: rich|plain|off
-    run_dir: Path
-    started: float = field(default_factory=time.perf_counter)
-    prior_wall_s: float = 0.0  # wall time of the earlier processes of a resumed run
-    extras: dict[str, Any] = field(default_factory=dict)  # the task's summary entries
-
-    def wall_s(self) -> float:
-        """Wall time of the whole run so far, earlier processes of a resumed run included."""
-        return self.prior_wall_s + time.perf_counter() - self.started
-
-
-def _hydra_select(key: str, default: Any = None) -> Any:
-    """A value of the running job's hydra config (``default`` outside a Hydra job)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return default
-    return OmegaConf.select(cast(DictConfig, HydraConfig.get()), key, default=default)
-
-
-def _job_num() -> int | None:
-    num = _hydra_select("job.num")
-    return num if isinstance(num, int) else None
-
-
-def resolve_device(name: str, *, job_num: int | None = None) -> Any:
-    """``auto|cpu|cuda|cuda:N`` -> ``torch.device``; CUDA where there is none is a DeviceError.
-
-    ``auto`` falls back to the CPU (and logs it). Under a parallel launcher, ``cuda``/``auto``
-    without an index spread jobs over the visible GPUs by job number.
-    """
-    import torch
-
-    if name == "cpu":
-        return torch.device("cpu")
-    available = torch.cuda.is_available()
-    if name == "auto" and not available:
-        log.info("device auto: CUDA is not available, using the CPU")
-        return torch.device("cpu")
-    if not available:
-        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
-        raise DeviceError(f"device.name: {name!r} requested but CUDA is not available ({why}); "
-                          "use device=cpu or device=auto")  # fmt: skip
-    count = torch.cuda.device_count()
-    if ":" in name:
-        index = int(name.split(":", 1)[1])
-        if index >= count:
-            raise DeviceError(f"device.name: {name!r} but only {count} GPU(s) are visible")
-        return torch.device("cuda", index)
-    index = (job_num or 0) % count if parallel_launcher() else torch.cuda.current_device()
-    return torch.device("cuda", index)
-
-
-def setup_runtime(config: StdpRunConfig, run_dir: Path) -> Runtime:
-    """Device, dtype, seeds (torch, numpy, random), generator, recorder, progress mode."""
-    import numpy as np
-    import torch
-
-    logging.getLogger().setLevel(config.logger.level.value)
-    device = resolve_device(config.device.name, job_num=_job_num())
-    dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype.value]
-    random.seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    if config.device.threads is not None:
-        torch.set_num_threads(config.device.threads)
-    elif parallel_launcher():  # share the cores between the parallel jobs
-        n_jobs = _hydra_select("launcher.n_jobs")
-        if isinstance(n_jobs, int) and n_jobs > 0:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs))
-    recorder = RunRecorder(
-        run_dir,
-        save_weights=config.logger.save_weights,
-        plots=config.logger.plots,
-        backends=config.logger.backends,
-    )
-    progress = resolve_mode(config.run.progress.value)
-    log.info(
-        "run folder %s | device %s | %s | seed %d", run_dir, device, config.dtype.value, config.seed
-    )
-    return Runtime(config, device, dtype, config.seed, generator, recorder, progress, run_dir)
-
-
-def _output_dir() -> Path:
-    out = _hydra_select("runtime.output_dir")
-    if out:
-        return Path(str(out))
-    raise ValueError("no run folder: pass run_dir (outside a Hydra job there is no output dir)")
-
-
-def _multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _task_overrides() -> list[str]:
-    return [str(x) for x in _hydra_select("overrides.task") or []]
-
-
-def searching() -> bool:
-    """True in a multirun whose sweeper optimises the returned objective (not the basic grid)."""
-    target = _hydra_select("sweeper._target_", BASIC_SWEEPER)
-    return _multirun() and str(target) != BASIC_SWEEPER
-
-
-class RunCallbacks(Callbacks):
-    """Loop -> run folder: metrics rows, progress, checkpoints of weights and delays."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        network: Any,
-        task: Any,
-        progress: Progress,
-        *,
-        checkpoint_every: int,
-    ) -> None:
-        self.runtime, self.network, self.task, self.progress = runtime, network, task, progress
-        self.checkpoint_every = checkpoint_every
-        self.last: dict[str, float] = {}
-        self._steps = 0  # training steps at the previous batch end (for steps/s)
-        self._excluded = 0.0  # compile and evaluation seconds at the previous batch end
-
-    def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
-        self.last = metrics
-        self.runtime.recorder.log_metrics(
-            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
-        )
-
-    def on_monitor(self, state: LoopState, metrics: dict[str, float]) -> None:
-        self.runtime.recorder.log_metrics(
-            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
-        )
-        self.last = {**self.last, **metrics}
-        if "val_accuracy" in metrics:
-            log.info(
-                "%d samples seen: validation accuracy %.4g", state.samples, metrics["val_accuracy"]
-            )
-
-    def on_train_start(self, state: LoopState) -> None:
-        # the rate counts from here: building the step and the learning-free phases are not
-        # simulation of the training batches
-        self.progress.restart_clock()
-        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
-
-    def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
-        if phase != "train":
-            return
-        steps = state.train_steps - self._steps
-        excluded = state.compile_s + state.eval_s
-        self.progress.advance(
-            metrics=self.last, steps=steps, exclude_s=excluded - self._excluded
-        )  # fmt: skip
-        self._steps, self._excluded = state.train_steps, excluded
-        if self.checkpoint_every > 0 and state.batch % self.checkpoint_every == 0:
-            state.wall_s = self.runtime.wall_s()
-            save_checkpoint(self.runtime.run_dir, self.network, self.task, state)
-            weights, delays = parameters(self.network)
-            tag = f"epoch{state.epoch:03d}_batch{state.batch:06d}"
-            self.runtime.recorder.save_parameters(weights, delays, tag=tag)
-
-    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        self.runtime.recorder.log_metrics(
-            {"epoch": state.epoch, "batch": state.batch, "step": state.steps, **metrics}
-        )
-        log.info(
-            "epoch %d: %s", state.epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        )
-        tracker = self.runtime.recorder.tracker
-        if tracker.wants_parameters:  # the epoch's phases have synced already: one copy each
-            weights, delays = parameters(self.network)
-            image_shape, inputs = image_inputs(self.runtime.config)
-            tracker.log_parameters(Snapshot(state.steps, weights, delays, image_shape, inputs))
-        if state.epoch + 1 < self.progress.epochs:
-            self.progress.start_epoch(state.epoch + 1)
-
-
-def parameters(network: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Weights and (learned) delays of every connection, by connection name."""
-    weights = {name: conn.weight for name, conn in network.connections.items()}
-    delays = {
-        name: conn.delay
-        for name, conn in network.connections.items()
-        if getattr(conn, "delay", None) is not None
-    }
-    return weights, delays
-
-
-def fixed_connections(network: Any) -> list[str]:
-    """Connections that no learning rule trains (their weights are what the config set)."""
-    return [
-        name
-        for name, conn in network.connections.items()
-        if len(getattr(conn, "updaters", {})) == 0
-    ]
-
-
-def learned_delays(network: Any) -> dict[str, Any]:
-    """Copies of the delays that a learning rule trains, by connection name."""
-    return {
-        name: conn.delay.detach().clone()
-        for name, conn in network.connections.items()
-        if getattr(conn, "delay", None) is not None and "delay" in getattr(conn, "updaters", {})
-    }
-
-
-def distribution(values: Any) -> dict[str, float]:
-    """Mean, std and quantiles (min, 10 %, 25 %, median, 75 %, 90 %, max) of a tensor."""
-    import torch
-
-    flat = values.detach().double().flatten().cpu()
-    points = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0], dtype=torch.float64)
-    names = ("min", "q10", "q25", "median", "q75", "q90", "max")
-    out = {"mean": float(flat.mean()), "std": float(flat.std(unbiased=False))}
-    out.update(zip(names, (float(q) for q in torch.quantile(flat, points)), strict=True))
-    return {k: round(v, 6) for k, v in out.items()}
-
-
-def timing(state: LoopState) -> dict[str, float]:
-    """What the throughput figures are made of, over every process of a resumed run: the
-    simulated training steps and samples, their simulation seconds (compilation excluded), the
-    learning-free samples and seconds, and the compilation seconds."""
-    return {
-        "train_steps": state.train_steps,
-        "train_samples": state.samples,
-        "train_s": round(state.train_s, 3),
-        "eval_samples": state.eval_samples,
-        "eval_s": round(state.eval_s, 3),
-        "compile_s": round(state.compile_s, 3),
-    }
-
-
-def image_inputs(config: StdpRunConfig) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
-    """``(H, W)`` of square image inputs and the connections that read them (for plots)."""
-    if config.stimulus.dataset is None:
-        return None, ()
-    inputs = [n for n, p in config.network.populations.items() if p.kind == "input"]
-    if len(inputs) != 1:
-        return None, ()
-    side = math.isqrt(config.network.populations[inputs[0]].size)
-    if side * side != config.network.populations[inputs[0]].size:
-        return None, ()
-    conns = tuple(n for n, c in config.network.connections.items() if c.pre == inputs[0])
-    return (side, side), conns
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set a flag that the loop reads after each batch (a second one kills)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._saved: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._saved[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        signal.signal(signum, self._saved.get(signum, signal.SIG_DFL))  # a second one stops now
-        log.warning(
-            "%s received: stopping after this batch (again to stop at once)",
-            signal.Signals(signum).name,
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
-
-    def requested(self) -> bool:
-        return self.signum is not None
 
 
 def execute(
@@ -406,28 +131,7 @@ def execute(
             f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
             code=128 + stop.signum,
         )
-    write_figures = getattr(experiment.task, "write_figures", None)
-    if config.logger.plots and callable(write_figures):  # task figures, e.g. detection.png
-        write_figures(run_dir / "plots")
-    summary = getattr(experiment.task, "summary", None)
-    runtime.extras = summary() if callable(summary) else {}
-    runtime.extras["timing"] = timing(state)
-    if start_delays:
-        end = learned_delays(experiment.network)
-        runtime.extras["delays"] = {
-            name: {"start": distribution(start_delays[name]), "end": distribution(end[name])}
-            for name in start_delays
-        }
-    weights, delays = parameters(experiment.network)
-    image_shape, input_conns = image_inputs(config)
-    runtime.recorder.save_parameters(
-        weights,
-        delays,
-        image_shape=image_shape,
-        input_connections=input_conns,
-        initial_delays=start_delays,
-        fixed=fixed_connections(experiment.network),
-    )
+    record_end(runtime, experiment, state, start_delays)
     logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
     return {k: float(v) for k, v in state.metrics.items()}
 
@@ -477,15 +181,6 @@ def run_experiment(
     return metrics
 
 
-def _saved_overrides(run_dir: Path) -> list[str]:
-    """The overrides Hydra recorded in a run folder (what a resumed run was started with)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return []
-    saved = OmegaConf.load(path)
-    return [str(x) for x in saved] if OmegaConf.is_list(saved) else []
-
-
 def _objective(cfg: DictConfig) -> ObjectiveConf | None:
     """``cfg.objective`` typed (None where the config cannot give it: validation says why)."""
     try:
@@ -493,39 +188,6 @@ def _objective(cfg: DictConfig) -> ObjectiveConf | None:
     except Exception:
         return None
     return node if isinstance(node, ObjectiveConf) else None
-
-
-#: Files Hydra writes into a run folder before the task starts (besides the job's log).
-HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
-
-
-def discard_run_folder(run_dir: Path, log_name: str = "stdp_run.log") -> bool:
-    """Remove the folder Hydra made for a run that failed its config check; True if removed.
-
-    Only when the folder holds nothing but Hydra's files and the log (a folder the user pointed
-    ``hydra.run.dir`` at, with other files in it, is left alone and marked FAILED instead).
-    """
-    known = {run_dir / f for f in (*HYDRA_FILES, log_name)}
-    present = [p for p in run_dir.rglob("*") if p.is_file() or p.is_symlink()]
-    if any(p not in known for p in present):
-        return False
-    for path in present:
-        path.unlink()
-    with contextlib.suppress(OSError):
-        (run_dir / ".hydra").rmdir()
-    try:
-        run_dir.rmdir()
-    except OSError:
-        return False
-    cwd = Path.cwd().resolve()
-    parent = run_dir.resolve().parent
-    while parent != cwd and cwd in parent.parents:  # the empty date folders above it, too
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
-    return True
 
 
 def task(cfg: DictConfig) -> float:
@@ -593,53 +255,3 @@ def _worst_trial(objective: ObjectiveConf) -> float:
 def hydra_entry(cfg: DictConfig) -> float:
     """The ``@hydra.main`` task (``stdp-run [overrides]`` routes here); returns the objective."""
     return task(cfg)
-
-
-def resume(run_dir: str | Path) -> dict[str, float]:
-    """Continue an interrupted run in its own folder from its latest checkpoint.
-
-    The composed config of the run (``.hydra/config.yaml``) is used as it was; metrics rows that
-    the interrupted process wrote after the checkpoint are dropped, so the file reads as one run.
-    """
-    run_dir = Path(run_dir)
-    config_file = run_dir / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no .hydra/config.yaml)")
-    if (run_dir / SUMMARY).is_file():
-        raise ConfigError(f"{run_dir}: the run already completed ({SUMMARY} exists)")
-    try:
-        checkpoint = latest_checkpoint(run_dir)
-    except CheckpointError as exc:
-        raise ConfigError(str(exc)) from None
-    cfg = OmegaConf.merge(OmegaConf.structured(StdpRunConfig), OmegaConf.load(config_file))
-    assert isinstance(cfg, DictConfig)
-    _attach_file_log(run_dir)
-    (run_dir / FAILED).unlink(missing_ok=True)
-    try:
-        return run_experiment(cfg, run_dir, resume_from=checkpoint)
-    except BaseException as exc:
-        f = failure(exc, run_dir=run_dir)
-        if f.kind in ("abort", "run"):
-            write_failed(run_dir, f.message)
-        if f.kind == "run":
-            raise UserAbort(f.message, code=f.code) from exc
-        raise
-
-
-def _attach_file_log(run_dir: Path) -> None:
-    """Outside Hydra: log to the console and append to the run's log file."""
-    root = logging.getLogger()
-    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
-        handler = logging.FileHandler(run_dir / "stdp_run.log")
-        handler.setFormatter(
-            logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-        )
-        root.addHandler(handler)
-    if not any(
-        type(h) is logging.StreamHandler or h.__class__.__name__ == "RichHandler"
-        for h in root.handlers
-    ):
-        from rich.logging import RichHandler
-
-        root.addHandler(RichHandler(show_path=False))
-    root.setLevel(logging.INFO)

@@ -20,7 +20,6 @@ User errors (config, override, registry, device) print ``error: ...`` lines on s
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,72 +92,9 @@ def user_errors() -> Iterator[None]:
 )
 def run(ctx: typer.Context) -> None:
     """Run an experiment (the default command): stdp-run [OVERRIDES] [-m] [Hydra flags]."""
-    from hydra.core.global_hydra import GlobalHydra
+    from runner.cli_run import run_hydra
 
-    from runner.app import hydra_entry  # imported lazily: keeps list/show fast
-    from runner.cli_slips import hoist_flags
-
-    full_error = os.environ.get("HYDRA_FULL_ERROR")
-    _check_before_running(ctx.args, full_error=full_error == "1")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit(1)
-    saved, sys.argv = sys.argv, [sys.argv[0], *hoist_flags(ctx.args)]
-    GlobalHydra.instance().clear()
-    try:
-        with user_errors() if full_error != "1" else _aborts_only(), _sweep_table_on_failure():
-            hydra_entry()
-    finally:
-        sys.argv = saved
-        if full_error is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = full_error
-
-
-def _check_before_running(argv: list[str], *, full_error: bool) -> None:
-    """CLI slips and every job's config, before Hydra creates a folder (exit 2 on a problem)."""
-    from runner.cli_slips import find_slip, hoist_flags
-    from runner.config.precheck import failure_lines, hydra_args, precheck
-
-    slip = find_slip(argv, [c.name or "" for c in app.registered_commands])
-    if slip is not None:
-        fail(slip)
-    argv = hoist_flags(argv)
-    if isinstance(problem := hydra_args(argv), str):  # argparse's complaint, without its usage
-        fail(f"{problem} (stdp-run --help lists the commands, stdp-run -h Hydra's options)")
-    if full_error:
-        result = precheck(argv)
-        if result is not None and result.failures:
-            raise result.failures[0].error
-        return
-    with user_errors():
-        result = precheck(argv)
-    if result is not None and result.failures:
-        fail("\n".join(failure_lines(result)))
-
-
-@contextmanager
-def _sweep_table_on_failure() -> Iterator[None]:
-    """A sweep whose job failed still prints its table (Hydra skips ``on_multirun_end``)."""
-    from runner.report import print_unfinished_sweep
-
-    try:
-        yield
-    except BaseException:
-        print_unfinished_sweep()
-        raise
-
-
-@contextmanager
-def _aborts_only() -> Iterator[None]:
-    """With HYDRA_FULL_ERROR=1 exceptions keep their traceback; only UserAbort is printed."""
-    from runner.config.errors import UserAbort
-
-    try:
-        yield
-    except UserAbort as exc:
-        if exc.__cause__ is not None:
-            raise exc.__cause__ from None
-        fail(exc.message)
+    run_hydra(ctx.args, commands=[c.name or "" for c in app.registered_commands])
 
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="Hydra overrides, e.g. seed=1")]
@@ -271,47 +207,9 @@ def replay(
     out: Annotated[Path, typer.Option("--out", "-o", help="where to write the trajectories")],
 ) -> None:
     """Replay recorded spike trains through the learning rules and write the trajectories."""
+    from runner.cli_replay import run_replay
+
     run_replay(case, out)
-
-
-def run_replay(case: Path, out: Path) -> None:
-    """The body of ``stdp-run replay``.
-
-    Two process-level settings, both only effective before the process first imports torch:
-
-    - ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it: OpenMP workers sleep between parallel
-      regions instead of spinning. The same speed on an idle machine; when another process holds
-      a core, spinning workers wait for each other's time slices (measured on 2 cores with one
-      busy: 2.8 s instead of 3.5 s, and up to 10 s with a busy neighbour).
-    - ``import torch`` creates ~170,000 GC-tracked objects: the import runs without the cyclic
-      GC (its collections cost ~0.14 s there) and ``gc.freeze()`` then moves everything into
-      the permanent generation, so the collections of the interpreter's shutdown skip it too
-      (~0.35 s less per process). They live until the process ends anyway. An embedding process
-      that has already imported torch (pytest) is left as it is.
-
-    and one for the loop: glibc's malloc keeps freed blocks for reuse
-    (:func:`runner.replay.keep_freed_memory`; the trainers' ``[B, O, I]`` temporaries otherwise
-    page-fault in again every step: trainers 0.47 s instead of 0.75-1.0 s in the 100-step case).
-    The thread count stays torch's default (``OMP_NUM_THREADS``, else the cores): on 2 cores the
-    whole process takes 1.8 s with 2 threads and 2.1 s with 1.
-    """
-    import gc
-
-    fresh = "torch" not in sys.modules
-    if fresh:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        gc.disable()
-    try:
-        from runner.replay import ReplayInputError, keep_freed_memory, main
-    finally:
-        if fresh:
-            gc.freeze()
-            gc.enable()
-    keep_freed_memory()
-    try:
-        main(case, out)
-    except ReplayInputError as exc:
-        fail(str(exc))
 
 
 @app.command("report")
