@@ -1,8 +1,8 @@
-"""Compose every shipped experiment (and each sweep preset's base) and print the resolved
+"""Compose every shipped experiment and sweep, search and debug preset; print the resolved
 configs as one JSON object, so that a change to ``conf/`` can be checked for what it composes to:
 
-    PYTHONPATH=/path/to/checkout-a python scripts/compose_all.py > a.json
-    PYTHONPATH=/path/to/checkout-b python scripts/compose_all.py > b.json
+    python scripts/compose_all.py --conf /path/to/checkout-a/conf > a.json
+    python scripts/compose_all.py --conf /path/to/checkout-b/conf > b.json
     python scripts/compose_all.py --compare a.json b.json   # exit 1 and the differing keys
 
 The ``hydra`` node and interpolations that read the clock are left out (they differ per call).
@@ -16,17 +16,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def composed() -> dict[str, Any]:
-    """``{experiment name: resolved config}`` for every option of the experiment group."""
+
+def composed(conf: Path) -> dict[str, Any]:
+    """``{option: resolved config}`` for every experiment, sweep, search and debug preset of
+    the config folder ``conf`` (read as a folder: an editable install's ``runner.conf`` may
+    point at another checkout)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from runner.config.compose import compose, group_options
+    import runner.config.schema  # noqa: F401  (registers the schema)
 
     out: dict[str, Any] = {}
-    for name in group_options("experiment"):
-        cfg = compose([f"experiment={name}"])
-        out[name] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf.resolve()), version_base="1.3"):
+        for group in ("experiment", "sweep", "hparams_search", "debug"):
+            for path in sorted((conf / group).glob("*.yaml")):
+                cfg = compose("config", overrides=[f"{group}={path.stem}"])
+                key = path.stem if group == "experiment" else f"{group}={path.stem}"
+                out[key] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     return out
 
 
@@ -40,6 +50,7 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conf", type=Path, default=ROOT / "conf", help="the config folder")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     opts = parser.parse_args()
     if opts.compare:
@@ -49,7 +60,7 @@ def main() -> int:
             print(line)
         print(f"{len(a)} vs {len(b)} experiments, {len(diff)} difference(s)")
         return 1 if diff else 0
-    json.dump(composed(), sys.stdout, indent=1, sort_keys=True)
+    json.dump(composed(opts.conf), sys.stdout, indent=1, sort_keys=True)
     return 0
 
 
