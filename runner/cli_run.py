@@ -17,8 +17,11 @@ def run_hydra(args: list[str], *, commands: list[str]) -> None:
     """Run ``stdp-run ARGS``: ``commands`` are the CLI's subcommands (for slip hints)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.app import hydra_entry  # imported lazily: keeps list/show fast
+    from runner.cli_replay import heavy_imports
     from runner.cli_slips import hoist_flags
+
+    with heavy_imports():
+        from runner.app import hydra_entry  # imported lazily: keeps list/show fast
 
     full_error = os.environ.get("HYDRA_FULL_ERROR")
     _check_before_running(args, commands=commands, full_error=full_error == "1")

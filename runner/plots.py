@@ -27,6 +27,18 @@ def _to_numpy(t: Any) -> np.ndarray:
     return np.asarray(t, dtype=np.float64)
 
 
+def fixed_margins(
+    fig: Figure, *, left: float, right: float, bottom: float, top: float, wspace: float = 0.2
+) -> None:
+    """Margins in inches around the axes: what ``tight_layout`` would find for the usual tick
+    and axis labels, without measuring every text (it took 0.15-0.3 s a figure)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+        wspace=wspace,
+    )  # fmt: skip
+
+
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
@@ -64,7 +76,7 @@ def plot_histogram(
     if data.size and data.min() == data.max():  # one bar: say its value
         stats = f"n={data.size}, all equal {data[0]:.4g}"
     ax.set(title=f"{title}\n{stats}", xlabel=xlabel, ylabel="count")
-    fig.tight_layout()
+    fixed_margins(fig, left=0.75, right=0.2, bottom=0.55, top=0.6)  # a two-line title
     return _save(fig, Path(path))
 
 

@@ -141,10 +141,10 @@ def test_the_plan_carries_the_chunk_size_to_the_compiled_step() -> None:
         return build_experiment(cfg, device=torch.device("cpu"), dtype=torch.float32)
 
     exp = default()
-    assert exp.plan.steps_per_call == 10  # 1,297 digits of 50 steps (cases above)
+    assert exp.plan.steps_per_call == 5  # 900 digits of 50 steps: 45,000 steps
     step = loop_module.make_step(exp.network, compile=True, steps_per_call=exp.plan.steps_per_call)
-    assert isinstance(step, CompiledStep) and step.steps_per_call == 10
-    assert default("run.n_train=400").plan.steps_per_call == 5  # 400 digits: a shorter chunk
+    assert isinstance(step, CompiledStep) and step.steps_per_call == 5
+    assert default("run.n_train=1297").plan.steps_per_call == 10  # 64,850 steps: a longer chunk
     assert _build("run.compile=false").plan.steps_per_call is None
 
 

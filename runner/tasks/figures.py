@@ -18,13 +18,14 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height))
 
 
-def _save_png(fig: Any, path: Path) -> Path:
+def _save_png(fig: Any, path: Path, *, tight: bool = True) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from runner.record import atomic_write
 
     FigureCanvasAgg(fig)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return atomic_write(path, lambda f: f.write(buffer.getvalue()), binary=True)
@@ -133,8 +134,11 @@ def plot_confusion(report: dict[str, Any], path: Path, *, title: str = "") -> Pa
     ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
     accuracy = float(np.trace(matrix) / max(totals.sum(), 1))
     ax.set_title(f"{title} confusion ({int(totals.sum())} samples, accuracy {accuracy:.1%})")
+    from runner.plots import fixed_margins  # matplotlib: imported when a figure is drawn
+
+    fixed_margins(fig, left=0.7, right=0.35, bottom=0.6, top=0.4)
     fig.colorbar(image, ax=ax, label="fraction of the true class")
-    return _save_png(fig, path)
+    return _save_png(fig, path, tight=False)
 
 
 def plot_accuracy_curve(curve: list[tuple[int, float]], path: Path) -> Path:
