@@ -405,19 +405,30 @@ def execute(
             f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
             code=128 + stop.signum,
         )
-    write_figures = getattr(experiment.task, "write_figures", None)
+    logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
+    return record_outputs(runtime, experiment.network, experiment.task, state, start_delays)
+
+
+def record_outputs(
+    runtime: Runtime, network: Any, task: Any, state: LoopState, start_delays: dict[str, Any]
+) -> dict[str, float]:
+    """A finished run's outputs: task figures, summary extras, final weights, delays and their
+    plots; returns the final metrics. Shared by a single run and the batched launcher's jobs
+    (:mod:`runner.batched`), whose folders must look the same."""
+    config = runtime.config
+    write_figures = getattr(task, "write_figures", None)
     if config.logger.plots and callable(write_figures):  # task figures, e.g. detection.png
-        write_figures(run_dir / "plots")
-    summary = getattr(experiment.task, "summary", None)
+        write_figures(runtime.run_dir / "plots")
+    summary = getattr(task, "summary", None)
     runtime.extras = summary() if callable(summary) else {}
     runtime.extras["timing"] = timing(state)
     if start_delays:
-        end = learned_delays(experiment.network)
+        end = learned_delays(network)
         runtime.extras["delays"] = {
             name: {"start": distribution(start_delays[name]), "end": distribution(end[name])}
             for name in start_delays
         }
-    weights, delays = parameters(experiment.network)
+    weights, delays = parameters(network)
     image_shape, input_conns = image_inputs(config)
     runtime.recorder.save_parameters(
         weights,
@@ -425,9 +436,8 @@ def execute(
         image_shape=image_shape,
         input_connections=input_conns,
         initial_delays=start_delays,
-        fixed=fixed_connections(experiment.network),
+        fixed=fixed_connections(network),
     )
-    logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
     return {k: float(v) for k, v in state.metrics.items()}
 
 
@@ -461,7 +471,13 @@ def run_experiment(
     except BaseException:
         runtime.recorder.close()  # flush what the backends have, then report the failure
         raise
-    wall = runtime.wall_s()
+    finish_run(runtime, metrics, info)
+    return metrics
+
+
+def finish_run(runtime: Runtime, metrics: dict[str, float], info: dict[str, Any]) -> None:
+    """Learning curves, the backends' final rows, then ``summary.json`` (last) and a log line."""
+    config, wall = runtime.config, runtime.wall_s()
     runtime.recorder.finish(
         metrics,
         name=config.name,
@@ -473,7 +489,6 @@ def run_experiment(
         **runtime.extras,
     )
     log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return metrics
 
 
 def _saved_overrides(run_dir: Path) -> list[str]:

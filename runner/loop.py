@@ -544,17 +544,21 @@ def run_loop(
     callbacks: Callbacks | None = None,
     state: LoopState | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    probe: MetricProbe | None = None,
+    guard: FiniteGuard | None = None,
 ) -> LoopState:
     """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``.
 
     ``state`` accumulates honest timings: ``train_s`` is the simulation time of the training
     batches without the compilation (``compile_s``), ``eval_s`` that of the learning-free
     phases (labelling, validation, test and the monitor phases every ``plan.eval_every``).
+    ``probe`` and ``guard`` replace the default metrics and non-finite checks (the batched
+    launcher's per-replica ones, :mod:`runner.batched.watch`).
     """
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
-    probe = MetricProbe(network)
-    guard = FiniteGuard(network)
+    probe = probe or MetricProbe(network)
+    guard = guard or FiniteGuard(network)
     activity = ActivityWatch(network, tuple(task.watch))
     step = make_step(network, compile=plan.compile, steps_per_call=plan.steps_per_call)
     clock = TrainClock(network, step)
