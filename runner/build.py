@@ -8,7 +8,6 @@ a DictConfig: everything is turned into plain Python values first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from runner.compile_policy import CompileChoice, choose_compile, steps_per_call
 from runner.config.cells import cell_settings
 from runner.config.schema import TrainerConf, compile_mode
 from runner.core.dense import DenseConnection
-from runner.core.hooks import normalize_l1_
+from runner.core.hooks import NormalizeL1
 from runner.core.network import Network
 from runner.core.neurons import ForcedPopulation
 from runner.core.updater import Bound
@@ -144,19 +143,10 @@ def build_network(cfg: DictConfig, *, device: torch.device, dtype: torch.dtype) 
                         clamp_max=bounds.get("clamp_max"),
                     )
         if conn.get("normalize"):
-            hook = _normalizer(module.weight, float(conn["normalize"]["target"]))
+            hook = NormalizeL1(module.weight, float(conn["normalize"]["target"]))
             hook()
             network.add_batch_hook(hook)
     return network
-
-
-def _normalizer(weight: Tensor, target: float) -> Callable[[], None]:
-    """A hook scaling each postsynaptic neuron's incoming weights to an L1 norm of ``target``."""
-
-    def hook() -> None:
-        normalize_l1_(weight.data, target)
-
-    return hook
 
 
 def build_trainer(spec: TrainerConf) -> tuple[Any, dict[str, dict[str, Any]]]:
