@@ -473,6 +473,11 @@ def run_batch(
     return Record(counts, raster, latency)
 
 
+def samples_per_replica(network: Network, batch: Batch) -> int:
+    """Samples ``batch`` shows each replica (a stacked network's batch holds every replica's)."""
+    return batch.spikes.shape[1] // network.replicas
+
+
 class TrainClock:
     """Training simulation time, in segments between the learning-free phases: wall time
     (after the device finished) minus the compilation inside the segment."""
@@ -528,7 +533,7 @@ def run_phases(
                 callbacks=callbacks, step=step,
             )  # fmt: skip
             task.observe(phase, batch, record)
-            state.eval_samples += batch.spikes.shape[1]
+            state.eval_samples += samples_per_replica(network, batch)
         metrics.update(task.end_phase(phase, epoch))
     synchronize(network)
     state.eval_s += time.perf_counter() - start
@@ -593,7 +598,7 @@ def run_loop(
                 activity.report(
                     values, steps=batch.spikes.shape[0], epoch=state.epoch, batch=state.batch
                 )
-                state.samples += batch.spikes.shape[1]
+                state.samples += samples_per_replica(network, batch)
                 if monitor_phases and plan.eval_every > 0 and state.samples >= state.next_monitor:
                     clock.stop(state)
                     metrics = run_phases(

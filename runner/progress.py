@@ -122,7 +122,9 @@ class Progress:
             )
             self._bar.start()
             self._epoch_task = self._bar.add_task(f"{self.label}epochs", total=self.epochs, info="")
-            self._batch_task = self._bar.add_task(f"{self.label}batches", total=self.batches or None, info="")
+            self._batch_task = self._bar.add_task(
+                f"{self.label}batches", total=self.batches or None, info=""
+            )
         return self
 
     def __exit__(

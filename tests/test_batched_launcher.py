@@ -4,6 +4,7 @@ the basic launcher, a failing replica, checkpoints, and discovery from a fresh i
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -197,7 +198,10 @@ def test_batched_sweep_equals_the_basic_launcher_bit_for_bit_in_float64(
     assert [r["status"] for r in rows] == ["completed"] * 4
     assert rows[3]["overrides"].endswith(f"seed=1 {LR}=0.0004")
     log = (batched[2] / "stdp_run.log").read_text()
-    assert re.search(r"group 1/1: 4 jobs.*: epoch 1/1 batch", log)  # the progress names it
+    assert "group 1/1: 4 jobs: 4 replica(s) in one simulation" in log
+    assert re.search(r"group 1/1: 4 jobs: epoch 1/1 batch", log)  # the progress names it
+    summary = json.loads((batched[2] / "summary.json").read_text())
+    assert summary["timing"]["train_samples"] == 4  # the job's own samples, not the group's
 
 
 def test_batched_sweep_equals_the_basic_launcher_in_float32(cli: Callable, tmp_path: Path) -> None:
@@ -246,12 +250,20 @@ def test_a_failing_replica_fails_only_its_job(cli: Callable, tmp_path: Path) -> 
     with pytest.raises(NonFiniteError):
         _sweep(cli, tmp_path / "batched", *EXPLODE, batched=True)
     basic, batched = _jobs(tmp_path / "basic"), _jobs(tmp_path / "batched")
-    assert [r["status"] for r in _rows(tmp_path / "batched")] == ["completed", "failed", "completed"]
+    assert [r["status"] for r in _rows(tmp_path / "batched")] == [
+        "completed",
+        "failed",
+        "completed",
+    ]
     failed = (batched[1] / "FAILED").read_text()
     assert "non-finite" in failed and failed == (basic[1] / "FAILED").read_text()
     assert not (batched[1] / "summary.json").exists()
     for good in (0, 2):
-        assert load_tensors(batched[good] / "weights" / "final.safetensors")["input_exc"].isfinite().all()
+        assert (
+            load_tensors(batched[good] / "weights" / "final.safetensors")["input_exc"]
+            .isfinite()
+            .all()
+        )
     _assert_same_parameters([basic[0], basic[2]], [batched[0], batched[2]], rel=1e-6)
 
 

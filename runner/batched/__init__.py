@@ -5,6 +5,7 @@
 - :mod:`runner.batched.watch`: per-replica metrics and the per-replica non-finite guard.
 - :mod:`runner.batched.group_run`: build, stack, run and record one group.
 - :mod:`runner.batched.jobs`: Hydra's job bookkeeping (folders, ``.hydra/``, callbacks).
+- :mod:`runner.batched.launch`: the launcher's work (grouping, memory cap, results).
 
 The Hydra plugin itself is ``hydra_plugins.stdp_run_batched`` (``hydra/launcher=batched``).
 """

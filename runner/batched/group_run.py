@@ -2,7 +2,7 @@
 
 Each job is set up and built exactly as a single run (:func:`runner.app.setup_runtime`,
 :func:`runner.build.build_experiment`: its own seed, data order, generators, readout), the jobs'
-networks are stacked into one (:mod:`runner.batched.engine`), the loop runs once, the stacked
+networks are stacked into one (:mod:`runner.core.replicas`), the loop runs once, the stacked
 parameters are copied back into the jobs' own networks, and each job's folder is written by the
 code a single run uses (:func:`runner.app.record_outputs`, :func:`runner.app.finish_run`).
 """
@@ -30,12 +30,12 @@ from runner.app import (
     record_outputs,
     setup_runtime,
 )
-from runner.batched.engine import ReplicaMismatch, stack_networks, write_back
 from runner.batched.group_task import GroupTask
 from runner.batched.watch import ReplicaGuard, ReplicaProbe, split
 from runner.checkpoint import save_checkpoint
 from runner.config.errors import UserAbort, describe_error, is_user_error
 from runner.config.validate import validate_config
+from runner.core.replicas import ReplicaMismatch, stack_networks, write_back
 from runner.loop import Callbacks, LoopState, NonFiniteError
 from runner.progress import Progress
 
@@ -156,9 +156,7 @@ def build_member(member: Member, device: Any = None) -> None:
             runtime.device = device
             runtime.generator = torch.Generator(device=device).manual_seed(config.seed)
         member.runtime = runtime
-        member.experiment = build_experiment(
-            member.cfg, device=runtime.device, dtype=runtime.dtype
-        )
+        member.experiment = build_experiment(member.cfg, device=runtime.device, dtype=runtime.dtype)
         member.start_delays = learned_delays(member.experiment.network)
 
 
@@ -230,7 +228,10 @@ def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
     quiet = Progress("off", epochs=1, batches=0, steps_per_batch=1)
     jobs = [
         RunCallbacks(
-            m.runtime, m.experiment.network, m.experiment.task, quiet,
+            m.runtime,
+            m.experiment.network,
+            m.experiment.task,
+            quiet,
             checkpoint_every=m.runtime.config.run.checkpoint_every,
         )  # fmt: skip
         for m in members
@@ -258,9 +259,7 @@ def _interrupted(member: Member, state: LoopState, signum: int) -> None:
     """Save the job's checkpoint (it resumes alone: ``stdp-run resume RUN_DIR``) and fail it."""
     assert member.runtime is not None
     state.wall_s = member.runtime.wall_s()
-    path = save_checkpoint(
-        member.run_dir, member.experiment.network, member.experiment.task, state
-    )
+    path = save_checkpoint(member.run_dir, member.experiment.network, member.experiment.task, state)
     member.fail(
         UserAbort(
             f"interrupted by {signal.Signals(signum).name} at epoch {state.epoch + 1}, batch "

@@ -108,7 +108,9 @@ def group_jobs(configs: Sequence[Mapping[str, Any]], capacity: int) -> list[Grou
                 group.jobs.append(index)
                 break
             if not why:
-                why = f"{key} differs" if key is not None else f"the group is full ({capacity} jobs)"
+                why = (
+                    f"{key} differs" if key is not None else f"the group is full ({capacity} jobs)"
+                )
         else:
             groups.append(Group([index], why))
     return groups

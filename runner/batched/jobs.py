@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log
@@ -102,7 +102,7 @@ def close_job(job: HydraJob, context: HydraContext, outcome: Any) -> JobReturn:
         ret = JobReturn(
             overrides=list(job.overrides),
             cfg=job.task_cfg,
-            hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg),
+            hydra_cfg=copy.deepcopy(cast(DictConfig, HydraConfig.instance().cfg)),
             working_dir=os.getcwd(),
             task_name=str(job.config.hydra.job.name),
         )
@@ -122,18 +122,17 @@ def shared_logs(jobs: Sequence[HydraJob]) -> Iterator[None]:
     files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
     formatter = files[0].formatter if files else None
     present = {Path(h.baseFilename) for h in files}
-    added: list[logging.Handler] = []
+    added: list[logging.FileHandler] = []
     for job in jobs:
         path = job.run_dir / f"{job.config.hydra.job.name}.log"
         if path.absolute() in present:
             continue
-        handler = logging.FileHandler(path)
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-        added.append(handler)
+        added.append(logging.FileHandler(path))
+        added[-1].setFormatter(formatter)
+        root.addHandler(added[-1])
     try:
         yield
     finally:
-        for handler in added:
-            root.removeHandler(handler)
-            handler.close()
+        for added_handler in added:
+            root.removeHandler(added_handler)
+            added_handler.close()

@@ -7,6 +7,7 @@ which stays import-light because Hydra imports every plugin at start-up.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -64,7 +65,7 @@ def _plain(job: HydraJob) -> dict[str, Any]:
     with job.active(log_file=False):
         node = OmegaConf.to_container(job.task_cfg, resolve=True, enum_to_str=True)
     assert isinstance(node, dict)
-    return node
+    return {str(k): v for k, v in node.items()}
 
 
 @contextlib.contextmanager
@@ -134,7 +135,7 @@ def launch(
         for job in members_jobs:
             open_job(job, context, task_function)
         members = [Member(j.task_cfg, j.run_dir, active=j.active) for j in members_jobs]
-        run_group(members, label=label, together=lambda js=members_jobs: _together(js))
+        run_group(members, label=label, together=functools.partial(_together, members_jobs))
         for index, job, member in zip(group.jobs, members_jobs, members, strict=True):
             returns[index] = close_job(job, context, outcome(job, member))
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)

@@ -80,7 +80,11 @@ class ReplicaProbe(MetricProbe):
         if not values:
             return {}
         table = torch.stack(values).tolist()  # [metrics, R]: one transfer
-        return {tag(r, name): row[r] for name, row in zip(names, table, strict=True) for r in range(count)}
+        return {
+            tag(r, name): row[r]
+            for name, row in zip(names, table, strict=True)
+            for r in range(count)
+        }
 
 
 class ReplicaGuard(FiniteGuard):
@@ -106,7 +110,7 @@ class ReplicaGuard(FiniteGuard):
         for r in range(self.count):
             if r in self.failed:
                 continue
-            for w, (name, tensor) in enumerate(current):
+            for w, (name, _) in enumerate(current):
                 if not flags[w * self.count + r]:
                     self.failed[r] = self._message(name, step, r)
                     self._quiet(r)
