@@ -4,6 +4,7 @@
     python scripts/bench.py --workloads W1-100,W2-100 --json bench.json
     python scripts/bench.py --quick                           # tiny sizes (the smoke test)
     python scripts/bench.py --workloads replay --inferno-python /work/infvenv/bin/python
+    python scripts/bench.py --launchers                       # basic vs batched launcher, 16 jobs
 
 Every workload is built through the runner's own config path (Hydra Compose API ->
 ``runner.build.build_experiment``) and timed through ``runner.loop.run_batch`` with the step of
@@ -643,6 +644,11 @@ def print_table(rows: list[dict[str, Any]], load: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--launchers" in args:  # a separate section: basic vs batched launcher on one sweep
+        from bench_launchers import main as bench_launchers
+
+        return bench_launchers([a for a in args if a != "--launchers"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W1-100,W1-400,W2-100,W2-400,W1-b64,W3,replay")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few steps")
