@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for name, launcher in launchers.items():
             results[name] = sweep(launcher, grid, work / name)
-            print(f"{name:8s} {results[name]['wall_s']:9.1f} s  (exit {results[name]['returncode']})")
+            print(
+                f"{name:8s} {results[name]['wall_s']:9.1f} s  (exit {results[name]['returncode']})"
+            )
         diff = max_rel_diff(work / "basic", work / "batched")
     batched = results["batched"]["wall_s"]
     ratios = {f"{k}_over_batched": round(v["wall_s"] / batched, 2) for k, v in results.items()}

@@ -9,7 +9,6 @@ observes exactly what it would have observed alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -106,8 +105,3 @@ def split_record(record: Record, count: int) -> list[Record]:
     raster = _chunks(record.raster, count, 1)
     latency = _chunks(record.latency, count, 0)
     return [Record(counts[r], raster[r], latency[r]) for r in range(count)]
-
-
-def summaries(tasks: Sequence[Any]) -> list[dict[str, Any]]:
-    """Each task's summary extras (``summary()`` where the task has one)."""
-    return [task.summary() if callable(getattr(task, "summary", None)) else {} for task in tasks]
