@@ -111,8 +111,9 @@ def run_group(
     built = [m for m in members if m.error is None]
     if not built:
         return
-    try:
-        stacked = stack_networks([m.experiment.network for m in built])
+    try:  # a group of one runs its own network: exactly the single-run path
+        nets = [m.experiment.network for m in built]
+        stacked = nets[0] if len(nets) == 1 else stack_networks(nets)
     except ReplicaMismatch as exc:
         log.warning("%s: its %d jobs run one at a time: %s", label, len(built), exc)
         for i, member in enumerate(built):
@@ -137,7 +138,8 @@ def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
     networks = [m.experiment.network for m in members]
 
     def sync() -> None:
-        write_back(stacked, networks)
+        if stacked is not networks[0]:
+            write_back(stacked, networks)
 
     guard = ReplicaGuard(stacked)
     task = GroupTask([m.experiment.task for m in members], sync=sync, failed=guard.failed)
