@@ -74,10 +74,14 @@ def measure(repeats: int, quick: bool) -> dict[str, Any]:
         for r in sizes:
             solo_nets = [copy.deepcopy(e.network) for e in exps[:r]]
             stacked = stack_networks([copy.deepcopy(e.network) for e in exps[:r]])
-            group = [Batch(torch_cat([b[i].spikes for b in per_exp[:r]])) for i in range(repeats + 1)]
+            group = [
+                Batch(torch_cat([b[i].spikes for b in per_exp[:r]])) for i in range(repeats + 1)
+            ]
             steppers: dict[int, Any] = {}
 
-            def step(net: Any, compiled: bool = compiled, steppers: dict[int, Any] = steppers) -> Any:
+            def step(
+                net: Any, compiled: bool = compiled, steppers: dict[int, Any] = steppers
+            ) -> Any:
                 if id(net) not in steppers:
                     steppers[id(net)] = make_step(net, compile=compiled) if compiled else None
                 return steppers[id(net)]

@@ -245,7 +245,9 @@ def test_per_replica_values_become_tensors_and_equal_ones_stay_numbers() -> None
 def test_mismatched_structure_is_refused_in_one_line(extra: list[str], message: str) -> None:
     a = build([], [], torch.float32)
     b = build([], extra, torch.float32)
-    with pytest.raises(ReplicaMismatch, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(
+        ReplicaMismatch, match=message.replace("(", r"\(").replace(")", r"\)")
+    ) as err:
         stack_networks([a, b])
     assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
 
