@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from runner.build import build_network
 from runner.config.compose import compose
@@ -283,3 +283,24 @@ def test_closure_hooks_and_stacked_networks_are_refused() -> None:
     stacked = stack_networks([a, a])
     with pytest.raises(ReplicaMismatch, match="already stacked"):
         stack_networks([stacked, stacked])
+
+
+class _Plain(nn.Module):
+    """A plugin-like population that knows nothing of replicas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 4
+        self.register_buffer("spike", torch.zeros(1, 4, dtype=torch.bool))
+
+
+def test_population_without_stack_replicas_is_refused() -> None:
+    nets = []
+    for _ in range(2):
+        net = Network(dt=1.0, batch_size=1)
+        net.add_population("p", _Plain())
+        nets.append(net)
+    with pytest.raises(
+        ReplicaMismatch, match=r"network.populations.p \(_Plain\) cannot be stacked"
+    ):
+        stack_networks(nets)

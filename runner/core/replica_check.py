@@ -17,6 +17,7 @@ from torch import Tensor
 from runner.core.cell import Cell
 from runner.core.dense import DenseConnection
 from runner.core.network import Network
+from runner.core.trainers import KernelTrainer
 from runner.core.updater import ParameterUpdater
 
 
@@ -41,13 +42,23 @@ def _each(nets: Sequence[Network], group: str, check: Callable[[str, list[Any]],
         check(f"network.{group}.{name}", [getattr(n, group)[name] for n in nets])
 
 
+def _stackable(label: str, module: Any) -> None:
+    if not callable(getattr(module, "stack_replicas", None)):
+        raise ReplicaMismatch(
+            f"{label} ({type(module).__name__}) cannot be stacked: its class has no "
+            "stack_replicas (runner.core.replicas)"
+        )
+
+
 def _population(label: str, pops: list[Any]) -> None:
     _same(f"{label}.kind", [type(p).__name__ for p in pops], "replicas must share neuron kinds")
+    _stackable(label, pops[0])
     _same(f"{label}.size", [p.n for p in pops], "replicas must share sizes")
 
 
 def _connection(label: str, conns: list[Any]) -> None:
     _same(f"{label}.kind", [type(c).__name__ for c in conns], "replicas must share kinds")
+    _stackable(label, conns[0])
     _same(f"{label}.size", [(c.n_in, c.n_out) for c in conns], "replicas must share sizes")
     _same(f"{label}.scale", [c.scale for c in conns], "replicas must share structural values")
     if isinstance(conns[0], DenseConnection):
@@ -77,6 +88,8 @@ def _updater(label: str, ups: list[ParameterUpdater]) -> None:
 
 def _trainer(label: str, trainers: list[Any]) -> None:
     _same(f"{label}.kind", [type(t).__name__ for t in trainers], "replicas must share trainers")
+    if not isinstance(trainers[0], KernelTrainer):
+        raise ReplicaMismatch(f"{label} cannot be stacked: only kernel trainers can")
     _same(f"{label}.cells", [sorted(t.cells) for t in trainers], "replicas must share trainers")
     for name in trainers[0].cells:
         cells: list[Cell] = [t.cells[name] for t in trainers]
