@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from runner.build import build_network
 from runner.config.compose import compose
@@ -161,8 +161,9 @@ def test_stacked_equals_solo_float64_bit_for_bit(case: str) -> None:
     assert all(changed), spikes
 
 
-def test_stacked_equals_solo_float32_within_1e6() -> None:
-    nets, stacked, inputs = solo_and_stacked("kernel_stdp_default", torch.float32, 120)
+@pytest.mark.parametrize("case", ["kernel_stdp_default", "delay_adjusted"])
+def test_stacked_equals_solo_float32_within_1e6(case: str) -> None:
+    nets, stacked, inputs = solo_and_stacked(case, torch.float32, 120)
     for net, drive in zip(nets, inputs, strict=True):
         run(net, drive)
     run(stacked, torch.cat(inputs, dim=1))
@@ -177,6 +178,28 @@ def test_compiled_stacked_equals_eager_solo(case: str) -> None:
         run(net, drive)
     run(stacked, torch.cat(inputs, dim=1), compiled=True)
     assert_replicas_equal(stacked, nets, within(1e-9))
+
+
+def test_eval_mode_equals_solo() -> None:
+    """Learning-free steps (frozen delayed current, theta fixed) after training, at batch 3."""
+    nets, stacked, inputs = solo_and_stacked("delay_adjusted", torch.float64, 80)
+    for net, drive in zip(nets, inputs, strict=True):
+        run(net, drive)
+    run(stacked, torch.cat(inputs, dim=1))
+    later = drives(nets, 40, seed=11)
+    for net in (*nets, stacked):
+        net.eval()
+        net.set_batch_size(3 * net.replicas)
+        net.reset_state()
+    with torch.no_grad():
+        for t in range(40):
+            for net, drive in zip(nets, later, strict=True):
+                net.step({"input": drive[t].repeat(2, 1)[:3]})
+            stacked.step({"input": torch.cat([d[t].repeat(2, 1)[:3] for d in later])})
+    for r, net in enumerate(nets):
+        exc = stacked.populations["exc"]
+        bitwise(exc.voltage[3 * r : 3 * r + 3], net.populations["exc"].voltage, f"voltage {r}")
+        assert torch.equal(exc.spike[3 * r : 3 * r + 3], net.populations["exc"].spike)
 
 
 def test_one_replica_stacked_equals_solo() -> None:
@@ -245,7 +268,9 @@ def test_per_replica_values_become_tensors_and_equal_ones_stay_numbers() -> None
 def test_mismatched_structure_is_refused_in_one_line(extra: list[str], message: str) -> None:
     a = build([], [], torch.float32)
     b = build([], extra, torch.float32)
-    with pytest.raises(ReplicaMismatch, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(
+        ReplicaMismatch, match=message.replace("(", r"\(").replace(")", r"\)")
+    ) as err:
         stack_networks([a, b])
     assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
 
@@ -258,3 +283,24 @@ def test_closure_hooks_and_stacked_networks_are_refused() -> None:
     stacked = stack_networks([a, a])
     with pytest.raises(ReplicaMismatch, match="already stacked"):
         stack_networks([stacked, stacked])
+
+
+class _Plain(nn.Module):
+    """A plugin-like population that knows nothing of replicas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 4
+        self.register_buffer("spike", torch.zeros(1, 4, dtype=torch.bool))
+
+
+def test_population_without_stack_replicas_is_refused() -> None:
+    nets = []
+    for _ in range(2):
+        net = Network(dt=1.0, batch_size=1)
+        net.add_population("p", _Plain())
+        nets.append(net)
+    with pytest.raises(
+        ReplicaMismatch, match=r"network.populations.p \(_Plain\) cannot be stacked"
+    ):
+        stack_networks(nets)

@@ -105,6 +105,7 @@ class Cell(nn.Module):
 
     connection: DenseConnection
     post_ages: SpikeAges
+    kernel_cache: Tensor | None
 
     def __init__(
         self,
@@ -235,16 +236,22 @@ class Cell(nn.Module):
         if self.path.name not in ("cached", "separable"):
             return
         conn = self.connection
-        taus = [kw.number("time_constant") for kw in (self.kernel_post_kwargs, self.kernel_pre_kwargs)]
+        taus = [
+            kw.number("time_constant") for kw in (self.kernel_post_kwargs, self.kernel_pre_kwargs)
+        ]
         span = SEPARABLE_SPAN.get(conn.weight.dtype, 0.0)
         separable = (
             compiled
             and conn.weight.device.type == "cpu"  # untimed on GPUs so far: the cache path there
             and conn.batch_size > 1
-            and all(steps * conn.dt <= span * float(tau) for tau in taus if not isinstance(tau, Tensor))
+            and all(
+                steps * conn.dt <= span * float(tau) for tau in taus if not isinstance(tau, Tensor)
+            )
         )
         if separable and self.stacked:
-            log.debug("cell %s: stacked replicas take the cached path, not the separable one", self.name)
+            log.debug(
+                "cell %s: stacked replicas take the cached path, not the separable one", self.name
+            )
             separable = False
         self.choose_path("separable" if separable else "cached")
         if separable:

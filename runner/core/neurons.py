@@ -156,7 +156,9 @@ class LIF(nn.Module):
         """
         _check_common(self.n, batch_size, None)
         if batch_size % self.replicas:
-            raise ValueError(f"batch_size {batch_size} is not a multiple of {self.replicas} replicas")
+            raise ValueError(
+                f"batch_size {batch_size} is not a multiple of {self.replicas} replicas"
+            )
         self.batch_size = batch_size
         self._allocate(batch_size, self.voltage.device)
 

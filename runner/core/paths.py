@@ -167,9 +167,7 @@ class PlainPath:
         delta = trainer.time_difference(cell)
         k_post = cell.kernel_post(delta, **cell.kernel_post_kwargs.as_dict())
         k_pre = cell.kernel_pre(delta, **cell.kernel_pre_kwargs.as_dict())
-        reduce = cell.batch_reduction
-
-        dim = cell.batch_dim
+        reduce, dim = cell.batch_reduction, cell.batch_dim
 
         def part(x: Tensor) -> Tensor:
             return reduce(x.nan_to_num(nan=0.0, posinf=math.inf, neginf=-math.inf), dim)

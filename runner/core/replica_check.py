@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from runner.core.cell import Cell
 from runner.core.dense import DenseConnection
 from runner.core.network import Network
+from runner.core.trainers import KernelTrainer
 from runner.core.updater import ParameterUpdater
 
 
@@ -35,27 +36,37 @@ def _name(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def _each(
-    nets: Sequence[Network], group: str, check: Callable[[str, list[nn.Module]], None]
-) -> None:
+def _each(nets: Sequence[Network], group: str, check: Callable[[str, list[Any]], None]) -> None:
     """``check(label, modules)`` for every module of ``network.<group>``, across the networks."""
     for name in getattr(nets[0], group):
         check(f"network.{group}.{name}", [getattr(n, group)[name] for n in nets])
 
 
-def _population(label: str, pops: list[nn.Module]) -> None:
+def _stackable(label: str, module: Any) -> None:
+    if not callable(getattr(module, "stack_replicas", None)):
+        raise ReplicaMismatch(
+            f"{label} ({type(module).__name__}) cannot be stacked: its class has no "
+            "stack_replicas (runner.core.replicas)"
+        )
+
+
+def _population(label: str, pops: list[Any]) -> None:
     _same(f"{label}.kind", [type(p).__name__ for p in pops], "replicas must share neuron kinds")
+    _stackable(label, pops[0])
     _same(f"{label}.size", [p.n for p in pops], "replicas must share sizes")
 
 
-def _connection(label: str, conns: list[nn.Module]) -> None:
+def _connection(label: str, conns: list[Any]) -> None:
     _same(f"{label}.kind", [type(c).__name__ for c in conns], "replicas must share kinds")
+    _stackable(label, conns[0])
     _same(f"{label}.size", [(c.n_in, c.n_out) for c in conns], "replicas must share sizes")
     _same(f"{label}.scale", [c.scale for c in conns], "replicas must share structural values")
     if isinstance(conns[0], DenseConnection):
         _same(f"{label}.max_delay", [c.max_delay for c in conns],
               "replicas must share delays on/off and max_delay")  # fmt: skip
-        _same(f"{label}.trained", [sorted(c.updaters) for c in conns], "replicas must train the same")
+        _same(
+            f"{label}.trained", [sorted(c.updaters) for c in conns], "replicas must train the same"
+        )
         for param in conns[0].updaters:
             _updater(f"{label}.{param}_bounds", [c.updaters[param] for c in conns])
 
@@ -75,8 +86,10 @@ def _updater(label: str, ups: list[ParameterUpdater]) -> None:
     _same(f"{label}.pending", [(u.n_pos, u.n_neg) for u in ups], "replicas must step alike")
 
 
-def _trainer(label: str, trainers: list[nn.Module]) -> None:
+def _trainer(label: str, trainers: list[Any]) -> None:
     _same(f"{label}.kind", [type(t).__name__ for t in trainers], "replicas must share trainers")
+    if not isinstance(trainers[0], KernelTrainer):
+        raise ReplicaMismatch(f"{label} cannot be stacked: only kernel trainers can")
     _same(f"{label}.cells", [sorted(t.cells) for t in trainers], "replicas must share trainers")
     for name in trainers[0].cells:
         cells: list[Cell] = [t.cells[name] for t in trainers]
@@ -93,8 +106,10 @@ def _cell(label: str, cells: list[Cell]) -> None:
     _same(f"{label}.path", [c.path.name for c in cells], "replicas must share the arithmetic")
     for side in ("kernel_post_kwargs", "kernel_pre_kwargs"):
         kinds = [
-            sorted((k, tuple(v.shape) if isinstance(v, Tensor) else None)
-                   for k, v in getattr(c, side).as_dict().items())  # fmt: skip
+            sorted(
+                (k, tuple(v.shape) if isinstance(v, Tensor) else None)
+                for k, v in getattr(c, side).as_dict().items()
+            )  # fmt: skip
             for c in cells
         ]
         _same(f"{label}.{side}", kinds, "replicas must share kwarg names and tensor shapes")
@@ -117,7 +132,9 @@ def _tensors(label: str, nets: Sequence[Network]) -> None:
             elif a != b:
                 what = ("shape", "dtype", "device")
                 i = next(j for j in range(3) if a[j] != b[j])
-                why = "replicas must share sizes" if i == 0 else f"replicas must share the {what[i]}"
+                why = (
+                    "replicas must share sizes" if i == 0 else f"replicas must share the {what[i]}"
+                )
                 raise ReplicaMismatch(f"{label}.{key} {what[i]} differs: {a[i]} vs {b[i]} ({why})")
 
 

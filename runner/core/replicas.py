@@ -12,6 +12,10 @@ Each replica computes exactly what its solo network computes (float64 on the CPU
 ``tests/test_replicas.py``). :func:`replica_parameters` reads one replica's learned tensors back
 with the solo shapes and :func:`write_back` copies every replica into its solo network, so that
 the recording code, which reads solo networks, writes each job's results.
+
+A module type takes part by a method ``stack_replicas(solos)`` that turns the (deep-copied) first
+replica into all of them; a population or connection without one is refused. Per-replica
+numbers are plain tensors made on the solo networks' device: stack networks after ``.to()``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +34,7 @@ class Bound:
 
     fn: str
     limit: float | Tensor
-    kwargs: dict[str, float | Tensor] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def side(self, upper: bool) -> BoundFn:
         if self.fn not in BOUNDS:
@@ -128,7 +128,7 @@ class ParameterUpdater(nn.Module):
         down = neg if self.lower is None else self._bound(self.lower, False, w, neg)
         w.add_(up - down)
         if self.clamp_min is not None or self.clamp_max is not None:
-            w.clamp_(self.clamp_min, self.clamp_max)
+            w.clamp_(cast(Any, self.clamp_min), cast(Any, self.clamp_max))
         self.clear()
 
     @staticmethod
