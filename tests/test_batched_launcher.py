@@ -335,3 +335,21 @@ def test_an_interrupted_group_checkpoints_every_job_and_each_resumes(
         assert cli("resume", str(job)).exit_code == 0
         assert not (job / "FAILED").exists()
     _assert_same_parameters(alone, jobs, files=False)
+
+
+def test_a_group_the_engine_cannot_stack_runs_one_job_at_a_time(
+    cli: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.batched.group_run as group_run
+    from runner.core.replicas import ReplicaMismatch
+
+    def refuse(networks: object) -> None:
+        raise ReplicaMismatch("network.populations.exc.size differs: 100 vs 400 (a test)")
+
+    monkeypatch.setattr(group_run, "stack_networks", refuse)
+    code, jobs = _sweep(cli, tmp_path / "s", "seed=0,1", batched=True)
+    assert code == 0
+    assert [r["status"] for r in _rows(tmp_path / "s")] == ["completed"] * 2
+    log = (jobs[0] / "stdp_run.log").read_text()
+    assert "its 2 jobs run one at a time: network.populations.exc.size differs" in log
+    assert "group 1/1: 2 jobs, job 1/2: 1 replica(s) in one simulation" in log

@@ -115,7 +115,8 @@ def run_group(
         nets = [m.experiment.network for m in built]
         stacked = nets[0] if len(nets) == 1 else stack_networks(nets)
     except ReplicaMismatch as exc:
-        log.warning("%s: its %d jobs run one at a time: %s", label, len(built), exc)
+        with together():  # one line, in every job's log
+            log.warning("%s: its %d jobs run one at a time: %s", label, len(built), exc)
         for i, member in enumerate(built):
             run_group([member], label=f"{label}, job {i + 1}/{len(built)}", together=member.active)
         return
