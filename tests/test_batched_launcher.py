@@ -190,7 +190,8 @@ def _rows(folder: Path) -> list[dict[str, str]]:
 def test_batched_sweep_equals_the_basic_launcher_bit_for_bit_in_float64(
     cli: Callable, tmp_path: Path
 ) -> None:
-    grid = ("dtype=float64", "seed=0,1", f"{LR}=1e-4,4e-4")
+    grid = ("dtype=float64", "seed=0,1", f"{LR}=1e-4,4e-4", "run.n_eval=4", "run.eval_every=2",
+            "run.monitor_samples=4")  # fmt: skip
     code, basic = _sweep(cli, tmp_path / "basic", *grid, batched=False)
     assert code == 0
     code, batched = _sweep(cli, tmp_path / "batched", *grid, batched=True)
@@ -198,12 +199,16 @@ def test_batched_sweep_equals_the_basic_launcher_bit_for_bit_in_float64(
     _assert_same_parameters(basic, batched)
     rows = _rows(tmp_path / "batched")
     assert [r["status"] for r in rows] == ["completed"] * 4
-    assert rows[3]["overrides"].endswith(f"seed=1 {LR}=0.0004")
+    assert f"seed=1 {LR}=0.0004" in rows[3]["overrides"]
     log = (batched[2] / "stdp_run.log").read_text()
     assert "group 1/1: 4 jobs: 4 replica(s) in one simulation" in log
     assert re.search(r"group 1/1: 4 jobs: epoch 1/1 batch", log)  # the progress names it
     summary = json.loads((batched[2] / "summary.json").read_text())
     assert summary["timing"]["train_samples"] == 4  # the job's own samples, not the group's
+    alone = json.loads((basic[2] / "summary.json").read_text())
+    assert summary["accuracy_curve"] == alone["accuracy_curve"]  # monitors every 2 samples
+    assert [p["samples"] for p in summary["accuracy_curve"]] == [2, 4]
+    assert summary["metrics"]["accuracy"] == alone["metrics"]["accuracy"]
 
 
 def test_batched_sweep_equals_the_basic_launcher_in_float32(cli: Callable, tmp_path: Path) -> None:
