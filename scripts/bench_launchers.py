@@ -71,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="keep the sweeps here")
     opts = parser.parse_args(argv)
+    if opts.quick:
+        opts.seeds, opts.learning_rates = "0,1", "1e-4,2e-4"
+        opts.overrides = ["debug=default", "logger.level=INFO", *opts.overrides]
     grid = [
         f"experiment={opts.experiment}", f"seed={opts.seeds}", f"{LR}={opts.learning_rates}",
         "device.threads=1", "logger.plots=false", *opts.overrides,
     ]  # fmt: skip
-    if opts.quick:
-        grid += ["debug=default", "logger.level=INFO", "seed=0,1", f"{LR}=1e-4,2e-4"]
     launchers = {"basic": [], "batched": ["hydra/launcher=batched"]}
     if opts.joblib:
         launchers["joblib"] = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={opts.joblib}"]

@@ -358,3 +358,19 @@ def test_a_group_the_engine_cannot_stack_runs_one_job_at_a_time(
     log = (jobs[0] / "stdp_run.log").read_text()
     assert "its 2 jobs run one at a time: network.populations.exc.size differs" in log
     assert "group 1/1: 2 jobs, job 1/2: 1 replica(s) in one simulation" in log
+
+
+@pytest.mark.slow
+def test_the_launcher_benchmark_writes_its_json(tmp_path: Path) -> None:
+    """``scripts/bench.py --launchers --quick``: both launchers, equal weights, the ratios."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "launchers.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "bench.py"), "--launchers", "--quick",
+         "--json", str(out)], capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"basic", "batched"}
+    assert data["ratios"]["basic_over_batched"] > 0
+    assert data["max_rel_diff"] == 0.0
