@@ -304,3 +304,15 @@ def test_population_without_stack_replicas_is_refused() -> None:
         ReplicaMismatch, match=r"network.populations.p \(_Plain\) cannot be stacked"
     ):
         stack_networks(nets)
+
+
+def test_stacked_cells_take_the_cached_path_where_solo_ones_would_separate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The separable path factorises one solo batch: stacked cells stay exact on the cache."""
+    _, stacked, _ = solo_and_stacked("kernel_stdp_default", torch.float32, 1)
+    cell = stacked.trainers["weight"].cells["input_exc"]
+    with caplog.at_level("DEBUG", logger="runner.core.cell"):
+        stacked.plan_batch(50, compiled=True)
+    assert cell.path.name == "cached"
+    assert "stacked replicas take the cached path" in caplog.text
