@@ -42,6 +42,10 @@ CASES: dict[str, tuple[list[str], list[list[str]]]] = {
                 f"{W}.kernel_pre.kwargs.learning_rate=-3e-4",
                 "network.connections.input_exc.weight_bounds.upper.limit=0.8",
                 "network.connections.input_exc.normalize.target=3.0",
+                "network.populations.exc.params.refrac_t=3.0",
+                "network.populations.exc.params.rest_v=-64.0",
+                "network.populations.inh.params.reset_v=-46.0",
+                "network.populations.inh.params.time_constant=60.0",
             ],
         ],
     ),
@@ -244,8 +248,9 @@ def test_per_replica_values_become_tensors_and_equal_ones_stay_numbers() -> None
     assert cell.kernel_post_kwargs.numbers == {"time_constant": 20.0}
     assert cell.kernel_post_kwargs.learning_rate.flatten().tolist() == [1e-3, 2e-3, 1e-3]
     exc = stacked.populations["exc"]
-    assert exc.thresh_v == -52.0 and "rest_v" not in exc._per_replica
+    assert exc.thresh_v == -52.0 and "reset_v" not in exc._per_replica
     assert exc._per_replica["thresh_v"].tolist() == [-52.0, -53.0, -52.0]
+    assert exc._per_replica["refrac_fill"].tolist() == [5.0, 5.0, 3.0]
     assert stacked.batch_hooks[0].target.flatten().tolist() == [3.2, 3.2, 3.0]
     assert stacked.populations["exc"].voltage.shape == (3, 100)
 
