@@ -42,6 +42,10 @@ CASES: dict[str, tuple[list[str], list[list[str]]]] = {
                 f"{W}.kernel_pre.kwargs.learning_rate=-3e-4",
                 "network.connections.input_exc.weight_bounds.upper.limit=0.8",
                 "network.connections.input_exc.normalize.target=3.0",
+                "network.populations.exc.params.refrac_t=3.0",
+                "network.populations.exc.params.rest_v=-64.0",
+                "network.populations.inh.params.reset_v=-46.0",
+                "network.populations.inh.params.time_constant=60.0",
             ],
         ],
     ),
@@ -244,8 +248,9 @@ def test_per_replica_values_become_tensors_and_equal_ones_stay_numbers() -> None
     assert cell.kernel_post_kwargs.numbers == {"time_constant": 20.0}
     assert cell.kernel_post_kwargs.learning_rate.flatten().tolist() == [1e-3, 2e-3, 1e-3]
     exc = stacked.populations["exc"]
-    assert exc.thresh_v == -52.0 and "rest_v" not in exc._per_replica
+    assert exc.thresh_v == -52.0 and "reset_v" not in exc._per_replica
     assert exc._per_replica["thresh_v"].tolist() == [-52.0, -53.0, -52.0]
+    assert exc._per_replica["refrac_fill"].tolist() == [5.0, 5.0, 3.0]
     assert stacked.batch_hooks[0].target.flatten().tolist() == [3.2, 3.2, 3.0]
     assert stacked.populations["exc"].voltage.shape == (3, 100)
 
@@ -304,3 +309,15 @@ def test_population_without_stack_replicas_is_refused() -> None:
         ReplicaMismatch, match=r"network.populations.p \(_Plain\) cannot be stacked"
     ):
         stack_networks(nets)
+
+
+def test_stacked_cells_take_the_cached_path_where_solo_ones_would_separate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The separable path factorises one solo batch: stacked cells stay exact on the cache."""
+    _, stacked, _ = solo_and_stacked("kernel_stdp_default", torch.float32, 1)
+    cell = stacked.trainers["weight"].cells["input_exc"]
+    with caplog.at_level("DEBUG", logger="runner.core.cell"):
+        stacked.plan_batch(50, compiled=True)
+    assert cell.path.name == "cached"
+    assert "stacked replicas take the cached path" in caplog.text
