@@ -31,7 +31,7 @@ from runner.callbacks import (
     image_inputs,
     learned_delays,
     parameters,
-    record_end,
+    record_outputs,
     timing,
 )
 from runner.checkpoint import checkpoint_steps, load_checkpoint, save_checkpoint
@@ -131,9 +131,8 @@ def execute(
             f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
             code=128 + stop.signum,
         )
-    record_end(runtime, experiment, state, start_delays)
     logger.debug("final loop state: epoch %d, %d steps", state.epoch, state.steps)
-    return {k: float(v) for k, v in state.metrics.items()}
+    return record_outputs(runtime, experiment.network, experiment.task, state, start_delays)
 
 
 def run_experiment(
@@ -166,7 +165,13 @@ def run_experiment(
     except BaseException:
         runtime.recorder.close()  # flush what the backends have, then report the failure
         raise
-    wall = runtime.wall_s()
+    finish_run(runtime, metrics, info)
+    return metrics
+
+
+def finish_run(runtime: Runtime, metrics: dict[str, float], info: dict[str, Any]) -> None:
+    """Learning curves, the backends' final rows, then ``summary.json`` (last) and a log line."""
+    config, wall = runtime.config, runtime.wall_s()
     runtime.recorder.finish(
         metrics,
         name=config.name,
@@ -178,7 +183,6 @@ def run_experiment(
         **runtime.extras,
     )
     log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return metrics
 
 
 def _objective(cfg: DictConfig) -> ObjectiveConf | None:

@@ -10,19 +10,17 @@ The engine never sees a config: everything is plain Python values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
 
 from runner import registry
 from runner.build_task import EVAL_BATCH, build_task, eval_batch_size
 from runner.compile_policy import CompileChoice, choose_compile, steps_per_call
 from runner.config.schema import StdpRunConfig
-from runner.core.hooks import normalize_l1_
+from runner.core.hooks import NormalizeL1
 from runner.core.network import Network
 from runner.core.neurons import ForcedPopulation
 from runner.loop import LoopPlan, Task, trained_synapses
@@ -105,19 +103,10 @@ def build_network(spec: NetworkSpec, *, device: torch.device, dtype: torch.dtype
             if trainable and param in module.updaters:  # a trainer trains it
                 configure_updater(module, param, updates)
         if conn.normalize is not None:
-            hook = _normalizer(module.weight, conn.normalize)
+            hook = NormalizeL1(module.weight, conn.normalize)
             hook()
             network.add_batch_hook(hook)
     return network
-
-
-def _normalizer(weight: Tensor, target: float) -> Callable[[], None]:
-    """A hook scaling each postsynaptic neuron's incoming weights to an L1 norm of ``target``."""
-
-    def hook() -> None:
-        normalize_l1_(weight.data, target)
-
-    return hook
 
 
 def train_steps(plan: PlanSpec, task: Task) -> int:

@@ -192,25 +192,27 @@ class StopRequest:
         return self.signum is not None
 
 
-def record_end(
-    runtime: Runtime, experiment: Any, state: LoopState, start_delays: dict[str, Any]
-) -> None:
+def record_outputs(
+    runtime: Runtime, network: Any, task: Any, state: LoopState, start_delays: dict[str, Any]
+) -> dict[str, float]:
     """What a finished run leaves: the task's figures and summary entries (in
-    ``runtime.extras``), timing, the delays' distributions, the final weights and delays."""
+    ``runtime.extras``), timing, the delays' distributions, the final weights and delays;
+    returns the final metrics. Shared by a single run and the batched launcher's jobs
+    (:mod:`runner.batched`), whose folders must look the same."""
     config, run_dir = runtime.config, runtime.run_dir
-    write_figures = getattr(experiment.task, "write_figures", None)
+    write_figures = getattr(task, "write_figures", None)
     if config.logger.plots and callable(write_figures):  # task figures, e.g. detection.png
         write_figures(run_dir / "plots")
-    summary = getattr(experiment.task, "summary", None)
+    summary = getattr(task, "summary", None)
     runtime.extras = summary() if callable(summary) else {}
     runtime.extras["timing"] = timing(state)
     if start_delays:
-        end = learned_delays(experiment.network)
+        end = learned_delays(network)
         runtime.extras["delays"] = {
             name: {"start": distribution(start_delays[name]), "end": distribution(end[name])}
             for name in start_delays
         }
-    weights, delays = parameters(experiment.network)
+    weights, delays = parameters(network)
     image_shape, input_conns = image_inputs(config)
     runtime.recorder.save_parameters(
         weights,
@@ -218,5 +220,6 @@ def record_end(
         image_shape=image_shape,
         input_connections=input_conns,
         initial_delays=start_delays,
-        fixed=fixed_connections(experiment.network),
+        fixed=fixed_connections(network),
     )
+    return {k: float(v) for k, v in state.metrics.items()}

@@ -161,6 +161,11 @@ def run_batch(
     return Record(counts, raster, latency)
 
 
+def samples_per_replica(network: Network, batch: Batch) -> int:
+    """Samples ``batch`` shows each replica (a stacked network's batch holds every replica's)."""
+    return batch.spikes.shape[1] // network.replicas
+
+
 def run_phases(
     network: Network,
     task: Task,
@@ -187,7 +192,7 @@ def run_phases(
                 callbacks=callbacks, step=step,
             )  # fmt: skip
             task.observe(phase, batch, record)
-            state.eval_samples += batch.spikes.shape[1]
+            state.eval_samples += samples_per_replica(network, batch)
         metrics.update(task.end_phase(phase, epoch))
     synchronize(network)
     state.eval_s += time.perf_counter() - start
@@ -203,17 +208,21 @@ def run_loop(
     callbacks: Callbacks | None = None,
     state: LoopState | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    probe: MetricProbe | None = None,
+    guard: FiniteGuard | None = None,
 ) -> LoopState:
     """Train for ``plan.epochs`` epochs (evaluating after each), starting from ``state``.
 
     ``state`` accumulates honest timings: ``train_s`` is the simulation time of the training
     batches without the compilation (``compile_s``), ``eval_s`` that of the learning-free
     phases (labelling, validation, test and the monitor phases every ``plan.eval_every``).
+    ``probe`` and ``guard`` replace the default metrics and non-finite checks (the batched
+    launcher's per-replica ones, :mod:`runner.batched.watch`).
     """
     callbacks = callbacks or Callbacks()
     state = state or LoopState()
-    probe = MetricProbe(network)
-    guard = FiniteGuard(network)
+    probe = probe or MetricProbe(network)
+    guard = guard or FiniteGuard(network)
     activity = ActivityWatch(network, tuple(task.watch))
     step = make_step(network, compile=plan.compile, steps_per_call=plan.steps_per_call)
     clock = TrainClock(network, step)
@@ -248,7 +257,7 @@ def run_loop(
                 activity.report(
                     values, steps=batch.spikes.shape[0], epoch=state.epoch, batch=state.batch
                 )
-                state.samples += batch.spikes.shape[1]
+                state.samples += samples_per_replica(network, batch)
                 if monitor_phases and plan.eval_every > 0 and state.samples >= state.next_monitor:
                     clock.stop(state)
                     metrics = run_phases(

@@ -75,6 +75,7 @@ class Progress:
         steps_per_batch: simulation steps per batch (for steps/s).
         metric_keys: metrics to show (default: the first four given).
         plain_every: log a plain line every this many batches (default: ~10 per epoch).
+        label: what runs, shown before the bar and the plain lines (e.g. ``group 1/2: 16 jobs``).
     """
 
     def __init__(
@@ -86,10 +87,12 @@ class Progress:
         steps_per_batch: int,
         metric_keys: Sequence[str] = (),
         plain_every: int | None = None,
+        label: str = "",
     ) -> None:
         self.mode = resolve_mode(mode)
         self.epochs, self.batches, self.steps_per_batch = epochs, batches, steps_per_batch
         self.metric_keys = tuple(metric_keys)
+        self.label = f"{label}: " if label else ""
         self.plain_every = plain_every or max(1, batches // 10)
         self.epoch = 0
         self.batch = 0
@@ -118,8 +121,10 @@ class Progress:
                 transient=False,
             )
             self._bar.start()
-            self._epoch_task = self._bar.add_task("epochs", total=self.epochs, info="")
-            self._batch_task = self._bar.add_task("batches", total=self.batches or None, info="")
+            self._epoch_task = self._bar.add_task(f"{self.label}epochs", total=self.epochs, info="")
+            self._batch_task = self._bar.add_task(
+                f"{self.label}batches", total=self.batches or None, info=""
+            )
         return self
 
     def __exit__(
@@ -172,7 +177,14 @@ class Progress:
             self.batch % self.plain_every == 0 or self.batch == self.batches
         ):
             position = self._position()
-            log.info("epoch %d/%d batch %s %s", self.epoch + 1, self.epochs, position, info.strip())
+            log.info(
+                "%sepoch %d/%d batch %s %s",
+                self.label,
+                self.epoch + 1,
+                self.epochs,
+                position,
+                info.strip(),
+            )
 
     def _position(self) -> str:
         """``17/60 (28%)``, or ``17`` when the total is unknown (never ``17/0 (1700%)``)."""

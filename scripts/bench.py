@@ -4,6 +4,8 @@
     python scripts/bench.py --workloads W1-100,W2-100 --json bench.json
     python scripts/bench.py --quick                           # tiny sizes (the smoke test)
     python scripts/bench.py --workloads replay --inferno-python /work/infvenv/bin/python
+    python scripts/bench.py --workloads replicas              # stacked replicas vs solo runs
+    python scripts/bench.py --launchers                       # basic vs batched launcher, 16 jobs
 
 Every workload is built through the runner's own config path (Hydra Compose API ->
 ``runner.build.build_experiment``) and timed through ``runner.loop.run_batch`` with the step of
@@ -16,6 +18,10 @@ compiles), steps/s (batch 1) or samples/s, and ratios ``engine time / minimal ti
 The ``replay`` workload times ``stdp-run replay`` as a whole process; given a Python with
 inferno-ai 0.0.5 (``--inferno-python`` or ``$STDP_RUN_INFERNO_PYTHON``), it times
 ``scripts/inferno_replay.py`` on the same case in the same run and reports the speed-up.
+
+The ``replicas`` workload (not in the default list) times R = 1, 4, 16 replicas of the default
+experiment's network stacked into one (``runner.core.replicas``) against R solo networks stepped
+one after another, eager and compiled, in one process: ``scripts/bench_replicas.py``.
 """
 
 from __future__ import annotations
@@ -344,6 +350,10 @@ def child(args: argparse.Namespace) -> None:
         result: dict[str, Any] = {"rss_mb": _max_rss_mb()}
     elif args.child == "engine":
         result = child_engine(args)
+    elif args.child == "replicas":
+        import bench_replicas
+
+        result = bench_replicas.measure(args.repeats, args.quick)
     else:
         result = child_minimal(args)
     Path(args.result).write_text(json.dumps(result))
@@ -567,6 +577,19 @@ def bench_replay(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     return row
 
 
+def bench_replicas_row(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The replica section in its own process (``scripts/bench_replicas.py``)."""
+    result = work / "replicas.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "replicas"]
+    cmd += ["--threads", str(opts.threads), "--repeats", str(max(opts.repeats, 1))]
+    cmd += ["--result", str(result), *(["--quick"] if opts.quick else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"workload": "replicas", "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return {"workload": "replicas", **json.loads(result.read_text())}
+
+
 def _replay_cells(r: dict[str, Any]) -> list[str]:
     """Table cells of the replay row: our seconds, inferno's and the speed-up (wall [cpu])."""
     ours = f"{r['engine_rate']:.2f} [{r['engine_cpu_rate']:.2f}]"
@@ -643,6 +666,11 @@ def print_table(rows: list[dict[str, Any]], load: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--launchers" in args:  # a separate section: basic vs batched launcher on one sweep
+        from bench_launchers import main as bench_launchers
+
+        return bench_launchers([a for a in args if a != "--launchers"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W1-100,W1-400,W2-100,W2-400,W1-b64,W3,replay")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few steps")
@@ -663,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default: $STDP_RUN_INFERNO_PYTHON)",
     )
     parser.add_argument(
-        "--child", choices=("engine", "minimal", "baseline"), help=argparse.SUPPRESS
+        "--child", choices=("engine", "minimal", "baseline", "replicas"), help=argparse.SUPPRESS
     )
     for hidden in ("--result", "--weights", "--case", "--device"):
         parser.add_argument(
@@ -685,9 +713,10 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [n.strip() for n in opts.workloads.split(",") if n.strip()]
     table = workloads(opts.quick)
-    unknown = [n for n in names if n not in table and n != "replay"]
+    extra_names = ("replay", "replicas")
+    unknown = [n for n in names if n not in table and n not in extra_names]
     if unknown:
-        parser.error(f"unknown workload(s) {unknown}; valid: {', '.join([*table, 'replay'])}")
+        parser.error(f"unknown workload(s) {unknown}; valid: {', '.join([*table, *extra_names])}")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stdp-bench-") as tmp:
@@ -697,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if name == "replay":
                 rows.append(bench_replay(opts, work))
+            elif name == "replicas":
+                rows.append(bench_replicas_row(opts, work))
             elif table[name].get("device") == "cuda" and opts.cpu:
                 rows.append(bench_workload(name, {**table[name], "device": "cpu"}, opts, work))
             elif table[name].get("device") == "cuda" and not torch.cuda.is_available():
@@ -709,7 +740,13 @@ def main(argv: list[str] | None = None) -> int:
             for key in ("engine", "minimal_eager", "minimal_compiled", "minimal_cached"):
                 if isinstance(r.get(key), dict):
                     r[key].pop("weights_file", None)
-    print_table(rows, load)
+    if any(r["workload"] != "replicas" for r in rows):
+        print_table([r for r in rows if r["workload"] != "replicas"], load)
+    for r in rows:
+        if r["workload"] == "replicas":
+            import bench_replicas
+
+            bench_replicas.print_table(r)
     if opts.json:
         _write(opts, rows, base, load)
     return 0

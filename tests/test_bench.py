@@ -256,3 +256,23 @@ def test_harness_writes_json(tmp_path: Path) -> None:
         assert len(row["engine"]["times_s"]) == 1 and row["engine"]["rss_mb"] > 0
         assert math.isfinite(row["ratio_vs_best_minimal"])
         assert row["weight_diff_eager"] < 1e-5  # same spikes, same weights (float32)
+
+
+@pytest.mark.slow
+def test_replicas_section_writes_json(tmp_path: Path) -> None:
+    """``--workloads replicas``: stacked vs solo rates for each R, eager and compiled."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--repeats", "1"]
+    cmd += ["--workloads", "replicas", "--json", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=900)
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["workload"] == "replicas" and row["steps_per_batch"] == 10
+    assert [(r["replicas"], r["compiled"]) for r in row["rows"]] == [
+        (1, False),
+        (2, False),
+        (1, True),
+        (2, True),
+    ]
+    for r in row["rows"]:
+        assert r["stacked_steps_per_s"] > 0 and r["solo_cpu_steps_per_s"] > 0
+        assert math.isfinite(r["speedup"]) and math.isfinite(r["cpu_speedup"])

@@ -9,9 +9,12 @@ the trainers count as "no pair" (a zero contribution).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from runner.core.stacking import fold
 
 
 class SpikeAges(nn.Module):
@@ -50,6 +53,10 @@ class SpikeAges(nn.Module):
         """Forget all spikes (ages back to NaN), e.g. between samples."""
         self.age.fill_(math.nan)
 
+    def stack_replicas(self, solos: Sequence[SpikeAges]) -> None:
+        """Become the ages of R replicas side by side, ``[R*B, ...]``."""
+        self.age = torch.cat([s.age for s in solos])
+
     def extra_repr(self) -> str:
         return f"shape={tuple(self.age.shape)}, dt={self.dt}"
 
@@ -80,13 +87,24 @@ class SpikeBits(nn.Module):
         self.bits.bitwise_left_shift_(1).bitwise_or_(value.to(torch.int32)).bitwise_and_(self.mask)
 
     def gather(self, lag: Tensor) -> Tensor:
-        """Spikes ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]`` bool."""
-        shifted = self.bits.unsqueeze(1).bitwise_right_shift(lag.to(torch.int32))
+        """Spikes ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]`` bool.
+
+        Stacked replicas: lags ``[R, O, N]`` give ``[R, B, O, N]``.
+        """
+        if lag.dim() == 3:
+            bits = fold(self.bits, lag.shape[0]).unsqueeze(2)
+            shifted = bits.bitwise_right_shift(lag.to(torch.int32).unsqueeze(1))
+        else:
+            shifted = self.bits.unsqueeze(1).bitwise_right_shift(lag.to(torch.int32))
         return shifted.bitwise_and(1).bool()
 
     def reset_state(self) -> None:
         """No spikes in flight."""
         self.bits.zero_()
+
+    def stack_replicas(self, solos: Sequence[SpikeBits]) -> None:
+        """Become the spikes of R replicas side by side, ``[R*B, N]``."""
+        self.bits = torch.cat([s.bits for s in solos])
 
 
 class History(nn.Module):
@@ -127,9 +145,17 @@ class History(nn.Module):
         self.data.index_copy_(1, self.cursor.view(1), value.unsqueeze(1).to(self.data.dtype))
 
     def gather(self, lag: Tensor) -> Tensor:
-        """Entries ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]``."""
+        """Entries ``lag[o, i]`` steps ago (0 = newest) of element ``i``: ``[B, O, N]``.
+
+        Stacked replicas: lags ``[R, O, N]`` give ``[R, B, O, N]``.
+        """
         slot = torch.remainder(self.cursor - lag, self.length)
         flat = slot * self.data.shape[2] + self._columns
+        if lag.dim() == 3:
+            replicas = lag.shape[0]
+            data = self.data.reshape(replicas, -1, self.data.shape[1] * self.data.shape[2])
+            index = flat.reshape(replicas, 1, -1).expand(-1, data.shape[1], -1)
+            return data.gather(2, index).view(replicas, data.shape[1], *lag.shape[1:])
         batch = self.data.shape[0]
         picked = self.data.reshape(batch, -1).index_select(1, flat.reshape(-1))
         return picked.view(batch, *lag.shape)
@@ -138,3 +164,9 @@ class History(nn.Module):
         """Refill with the fill value (entries never written read as ``fill``)."""
         self.data.fill_(self.fill)
         self.cursor.zero_()
+
+    def stack_replicas(self, solos: Sequence[History]) -> None:
+        """Become the histories of R replicas side by side (they share the write position)."""
+        if any(not torch.equal(s.cursor, self.cursor) for s in solos):
+            raise ValueError("replicas must have stepped alike: their history positions differ")
+        self.data = torch.cat([s.data for s in solos])

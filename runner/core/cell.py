@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from runner.core.ages import SpikeAges
@@ -23,6 +24,7 @@ from runner.core.paths import (
     fused_exp_values,
 )
 from runner.core.reductions import LINEAR_REDUCTIONS, REDUCTIONS, Reduction
+from runner.core.stacking import replica_numbers
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class KernelArgs(nn.Module):
     def __init__(self, kwargs: Mapping[str, Any]) -> None:
         super().__init__()
         self.numbers: dict[str, Any] = {}
+        #: stacked replicas: numbers that differ between them, exact (float64) ``[R, 1, 1, 1]``;
+        #: the same in the network's dtype are buffers
+        self.exact: dict[str, Tensor] = {}
         for key, value in kwargs.items():
             if isinstance(value, Tensor):
                 self.register_buffer(key, value)
@@ -64,6 +69,29 @@ class KernelArgs(nn.Module):
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.numbers, **dict(self.named_buffers(recurse=False))}
+
+    def number(self, key: str, *, exact: bool = False) -> Any:
+        """A number kwarg: as given, or the replicas' ``[R, 1, 1, 1]`` (float64 with ``exact``)."""
+        if key in self.numbers:
+            return self.numbers[key]
+        return self.exact[key] if exact else getattr(self, key)
+
+    @torch.no_grad()
+    def stack_from(self, solos: Sequence[KernelArgs], like: Tensor) -> None:
+        """Take R replicas' kwargs: equal numbers stay numbers, differing ones become
+        ``[R, 1, 1, 1]`` tensors, tensors ``[R, 1, ...]`` (to meet ``[R, B, O, I]``)."""
+        for key, first in solos[0].as_dict().items():
+            values = [s.as_dict()[key] for s in solos]
+            if not isinstance(first, Tensor):
+                stacked = replica_numbers(values, like=like, exact=True)
+                if isinstance(stacked, Tensor):
+                    del self.numbers[key]
+                    self.exact[key] = stacked.view(-1, 1, 1, 1)
+                    self.register_buffer(key, self.exact[key].to(like.dtype))
+                continue
+            both = torch.stack([torch.as_tensor(v, device=like.device) for v in values])
+            pad = [1] * (3 - both.dim())
+            self.register_buffer(key, both.view(both.shape[0], 1, *pad, *both.shape[1:]))
 
 
 class Cell(nn.Module):
@@ -77,6 +105,7 @@ class Cell(nn.Module):
 
     connection: DenseConnection
     post_ages: SpikeAges
+    kernel_cache: Tensor | None
 
     def __init__(
         self,
@@ -103,6 +132,7 @@ class Cell(nn.Module):
         # the incremental kernel cache (see enable_cache); off until a trainer enables it
         self.register_buffer("kernel_cache", None, persistent=False)
         self.cache_valid = False
+        self.stacked = False  # replicas side by side (runner.core.replicas): Δ is [R, B, O, I]
         self.path: UpdatePath = PATHS["plain"]
         self.choose_path("fused" if self.exp_kernels else "plain")
 
@@ -134,6 +164,25 @@ class Cell(nn.Module):
         if name != self.path.name:
             log.debug("cell %s: %s path", self.name, name)
         self.path = PATHS[name]
+
+    @property
+    def batch_dim(self) -> int:
+        """The dimension of Δ ``[B, O, I]`` (solo) or ``[R, B, O, I]`` (stacked) reduced over."""
+        return 1 if self.stacked else 0
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[Cell]) -> None:
+        """Become the cells of R replicas side by side (their kwargs and kernel caches)."""
+        self.stacked = True
+        weight = self.connection.weight
+        self.kernel_post_kwargs.stack_from([s.kernel_post_kwargs for s in solos], weight)
+        self.kernel_pre_kwargs.stack_from([s.kernel_pre_kwargs for s in solos], weight)
+        caches = [s.kernel_cache for s in solos]
+        if all(c is not None and c.shape[0] > 0 for c in caches):
+            self.kernel_cache = torch.cat([c for c in caches if c is not None])
+            self.cache_valid = all(s.cache_valid for s in solos)
+        elif self.kernel_cache is not None:
+            self.set_batch_size(0)  # allocated and built on the first training step
 
     @property
     def separable(self) -> bool:
@@ -170,9 +219,10 @@ class Cell(nn.Module):
         if self.kernel_cache.shape[0] != batch:  # allocated lazily (see set_batch_size)
             conn = self.connection
             self.kernel_cache = conn.weight.new_zeros((batch, conn.n_out, conn.n_in))
-        a_pre = far_ages(self.connection.pre_ages.age, FAR_PRE_AGE).unsqueeze(1)
-        a_post = far_ages(self.post_ages.age, FAR_POST_AGE).unsqueeze(2)
-        self.kernel_cache.copy_(fused_exp_values(self, a_pre - a_post))
+        fold = self.connection.fold  # [R, B, ...] when stacked
+        a_pre = far_ages(fold(self.connection.pre_ages.age), FAR_PRE_AGE).unsqueeze(-2)
+        a_post = far_ages(fold(self.post_ages.age), FAR_POST_AGE).unsqueeze(-1)
+        fold(self.kernel_cache).copy_(fused_exp_values(self, a_pre - a_post))
         self.cache_valid = True
 
     def plan_batch(self, steps: int, *, compiled: bool) -> None:
@@ -186,14 +236,23 @@ class Cell(nn.Module):
         if self.path.name not in ("cached", "separable"):
             return
         conn = self.connection
-        taus = (self.kernel_post_kwargs.numbers, self.kernel_pre_kwargs.numbers)
+        taus = [
+            kw.number("time_constant") for kw in (self.kernel_post_kwargs, self.kernel_pre_kwargs)
+        ]
         span = SEPARABLE_SPAN.get(conn.weight.dtype, 0.0)
         separable = (
             compiled
             and conn.weight.device.type == "cpu"  # untimed on GPUs so far: the cache path there
             and conn.batch_size > 1
-            and all(steps * conn.dt <= span * float(kw["time_constant"]) for kw in taus)
+            and all(
+                steps * conn.dt <= span * float(tau) for tau in taus if not isinstance(tau, Tensor)
+            )
         )
+        if separable and self.stacked:
+            log.debug(
+                "cell %s: stacked replicas take the cached path, not the separable one", self.name
+            )
+            separable = False
         self.choose_path("separable" if separable else "cached")
         if separable:
             self.cache_valid = False  # not advanced while the factorised path runs

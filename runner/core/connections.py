@@ -14,9 +14,12 @@ There are no delays and no per-sample state (the dense connection with learned d
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from runner.core.stacking import fold
 
 
 def _check_args(n: int, dt: float, scale: float, batch_size: int) -> None:
@@ -71,13 +74,21 @@ class _StatelessConnection(nn.Module):
         w = _initial_weight(weight, self.weight_shape(n), device, dtype)
         self.weight = nn.Parameter(w, requires_grad=False)
         self.register_parameter("delay", None)
+        self.replicas, self.stacked = 1, False
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[_StatelessConnection]) -> None:
+        """Become the R connections ``solos`` side by side (weights ``[R, ...]``)."""
+        self.replicas, self.stacked = len(solos), True
+        self.batch_size = sum(s.batch_size for s in solos)
+        self.weight.data = torch.stack([s.weight.data for s in solos])
 
     @staticmethod
     def weight_shape(n: int) -> tuple[int, ...]:
         raise NotImplementedError
 
     def set_batch_size(self, batch_size: int) -> None:
-        """Record the new batch size (there is no per-sample state)."""
+        """Record the new batch size (there is no per-sample state; stacked: rows)."""
         _check_args(self.n, self.dt, self.scale, batch_size)
         self.batch_size = batch_size
 
@@ -132,8 +143,8 @@ class LateralConnection(_StatelessConnection):
 
     @torch.no_grad()
     def zero_diagonal_(self) -> None:
-        """Force the self-connections W[o, o] to 0."""
-        self.weight.diagonal().zero_()
+        """Force the self-connections W[o, o] to 0 (of every replica when stacked)."""
+        self.weight.diagonal(dim1=-2, dim2=-1).zero_()
 
     @torch.no_grad()
     def set_weight(self, weight: Tensor | float) -> None:
@@ -151,6 +162,9 @@ class LateralConnection(_StatelessConnection):
     @torch.no_grad()
     def forward(self, spikes: Tensor) -> Tensor:
         """Current ``(spikes * scale / dt) @ W.T`` (nA), shape ``[B, N]``."""
+        if self.stacked:  # [R, B, N] @ [R, N, N]
+            x = fold(self._drive(spikes), self.replicas)
+            return torch.bmm(x, self.weight.transpose(1, 2)).view(spikes.shape)
         return self._drive(spikes) @ self.weight.t()
 
 
@@ -175,6 +189,10 @@ class DirectConnection(_StatelessConnection):
     @torch.no_grad()
     def forward(self, spikes: Tensor) -> Tensor:
         """Current ``spikes * scale / dt * W`` (nA), shape ``[B, N]``."""
+        if self.stacked:  # [R, B, N] * [R, 1, N]
+            x = self._drive(spikes)
+            fold(x, self.replicas).mul_(self.weight.unsqueeze(1))
+            return x
         return self._drive(spikes).mul_(self.weight)
 
 

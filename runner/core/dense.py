@@ -16,6 +16,7 @@ of the last *arrival* (for ``KernelSTDP(delayed=False)`` on a delayed connection
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from runner.core.ages import History, SpikeAges, SpikeBits
 from runner.core.delays import Lag, delay_lag
+from runner.core.stacking import fold
 from runner.core.updater import ParameterUpdater
 
 
@@ -90,6 +92,26 @@ class DenseConnection(nn.Module):
         self.arrival_ages: SpikeAges | None = None
         self.updaters = nn.ModuleDict()
         self._frozen_weight: Tensor | None = None  # eval mode: stacked per-lag weights
+        #: replicas side by side (``runner.core.replicas``): weights ``[R, O, I]``, state ``[R*B, ...]``
+        self.replicas, self.stacked = 1, False
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[DenseConnection]) -> None:
+        """Become the R connections ``solos`` side by side (their state modules stack themselves)."""
+        self.replicas, self.stacked = len(solos), True
+        self.batch_size = sum(s.batch_size for s in solos)
+        self.weight.data = torch.stack([s.weight.data for s in solos])
+        if self.delay is not None:
+            self.delay.data = torch.stack([s.delay.data for s in solos if s.delay is not None])
+        self._frozen_weight = None
+
+    def fold(self, t: Tensor) -> Tensor:
+        """Per-sample ``[R*B, ...]`` as ``[R, B, ...]`` when stacked (else ``t`` itself)."""
+        return fold(t, self.replicas) if self.stacked else t
+
+    def per_synapse(self, t: Tensor) -> Tensor:
+        """Per-synapse ``[R, O, I]`` as ``[R, 1, O, I]`` when stacked, to meet folded samples."""
+        return t.unsqueeze(1) if self.stacked else t
 
     # ----------------------------------------------------------------------------------- setup
     def _spike_history(self, device: torch.device | str | None) -> History | SpikeBits:
@@ -179,16 +201,22 @@ class DenseConnection(nn.Module):
             x = spikes.to(self.weight.dtype)  # a float copy: compiled loops read it fast
             if self.training:  # ages feed learning only (a batch starts from rest anyway)
                 self._observe_pre(x != 0)
+            if self.stacked:  # [R, B, I] @ [R, I, O]
+                out = torch.bmm(fold(x, self.replicas), self.weight.transpose(1, 2))
+                return out.view(x.shape[0], self.n_out) * gain
             return (x @ self.weight.t()) * gain
         self.spikes.push(spikes)
         if not self.training and isinstance(self.spikes, SpikeBits):
             return self._frozen_delayed_current(gain)
         lag = self.lag(dtype=torch.int32 if isinstance(self.spikes, SpikeBits) else torch.long)
-        arrived = self.spikes.gather(lag.steps) & lag.valid
+        arrived = self.spikes.gather(lag.steps) & self.per_synapse(lag.valid)
         if self.training:
             self._observe_pre(spikes)
             if self.arrival_ages is not None:
-                self.arrival_ages.observe(arrived)
+                self.arrival_ages.observe(arrived.view(self.arrival_ages.age.shape))
+        if self.stacked:  # [R, B, O, I] with [R, O, I]
+            current = torch.einsum("rboi,roi->rbo", arrived.to(self.weight.dtype), self.weight)
+            return current.reshape(spikes.shape[0], self.n_out) * gain
         return torch.einsum("boi,oi->bo", arrived.to(self.weight.dtype), self.weight) * gain
 
     def _frozen_delayed_current(self, gain: float) -> Tensor:
@@ -202,16 +230,24 @@ class DenseConnection(nn.Module):
         assert isinstance(self.spikes, SpikeBits)
         if self._frozen_weight is None:
             lag = self.lag()
-            steps = torch.arange(self.history_length, device=lag.steps.device).view(-1, 1, 1)
-            picked = (lag.steps.unsqueeze(0) == steps) & lag.valid.unsqueeze(0)  # [L, O, I]
+            shape = (-1, *([1] * lag.steps.dim()))
+            steps = torch.arange(self.history_length, device=lag.steps.device).view(shape)
+            picked = (lag.steps.unsqueeze(0) == steps) & lag.valid.unsqueeze(0)  # [L, (R,) O, I]
             stacked = torch.where(picked, self.weight.unsqueeze(0), 0.0)
-            self._frozen_weight = stacked.transpose(1, 2).reshape(-1, self.n_out).contiguous()
+            if self.stacked:  # [R, L * I, O]
+                stacked = stacked.permute(1, 0, 3, 2).reshape(self.replicas, -1, self.n_out)
+                self._frozen_weight = stacked.contiguous()
+            else:
+                self._frozen_weight = stacked.transpose(1, 2).reshape(-1, self.n_out).contiguous()
         bits = self.spikes.bits
         history = self.weight.new_empty((bits.shape[0], self.history_length, self.n_in))
         bit = torch.empty_like(bits)
         for k in range(self.history_length):  # per lag: contiguous [B, I] passes, vector code
             torch.bitwise_right_shift(bits, k, out=bit)
             history[:, k].copy_(bit.bitwise_and_(1))
+        if self.stacked:
+            flat = history.view(self.replicas, -1, self.history_length * self.n_in)
+            return torch.bmm(flat, self._frozen_weight).view(bits.shape[0], -1) * gain
         return (history.reshape(bits.shape[0], -1) @ self._frozen_weight) * gain
 
     def train(self, mode: bool = True) -> DenseConnection:
@@ -236,7 +272,8 @@ class DenseConnection(nn.Module):
         self._observe_pre(spikes)
         if self.arrival_ages is not None:
             lag = self.lag(dtype=torch.int32 if isinstance(self.spikes, SpikeBits) else torch.long)
-            self.arrival_ages.observe(self.spikes.gather(lag.steps) & lag.valid)
+            arrived = self.spikes.gather(lag.steps) & self.per_synapse(lag.valid)
+            self.arrival_ages.observe(arrived.view(self.arrival_ages.age.shape))
 
     def _observe_pre(self, spikes: Tensor) -> None:
         if self.pre_ages is not None:

@@ -10,9 +10,12 @@ of zeros stays zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from runner.core.stacking import broadcast, replica_numbers
 
 _EPS = 1e-12
 
@@ -52,3 +55,39 @@ def clamp_(
     if max is not None:
         param.clamp_max_(max)
     return param
+
+
+class NormalizeL1:
+    """A batch hook: scale each postsynaptic neuron's incoming weights to an L1 norm of
+    ``target`` (:func:`normalize_l1_` along the inputs).
+
+    An object rather than a closure so that :func:`runner.core.replicas.stack_networks` can
+    stack it: in a stacked network ``weight`` is ``[R, O, I]`` and ``target`` a number or an
+    ``[R, 1, 1]`` tensor of the replicas' targets.
+    """
+
+    def __init__(self, weight: Tensor, target: float | Tensor) -> None:
+        ok = isinstance(target, Tensor) or (
+            isinstance(target, int | float) and math.isfinite(target)
+        )
+        if not ok:
+            raise ValueError(f"target must be a finite number, got {target!r}")
+        self.weight = weight
+        self.target = target
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        if isinstance(self.target, Tensor):  # the arithmetic of normalize_l1_, per replica
+            weight = self.weight.data
+            norm = weight.abs().sum(dim=-1, keepdim=True).clamp_min_(_EPS)
+            weight.mul_(torch.div(self.target, norm))
+        else:
+            normalize_l1_(self.weight.data, self.target)
+
+    def stack_replicas(self, solos: Sequence[NormalizeL1]) -> None:
+        """Take the R replicas' targets (``weight`` is already the stacked parameter)."""
+        target = replica_numbers([float(s.target) for s in solos], like=self.weight)
+        self.target = broadcast(target, 3)
+
+    def __repr__(self) -> str:
+        return f"NormalizeL1(target={self.target})"

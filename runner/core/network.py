@@ -54,6 +54,12 @@ class Network(nn.Module):
         self.driven: list[str] = []
         self.wiring: dict[str, tuple[str, str]] = {}
         self.batch_hooks: list[Hook] = []
+        #: independent replicas simulated side by side (:mod:`runner.core.replicas`); when
+        #: stacked, ``batch_size`` counts rows (replicas x samples) and per-sample state is
+        #: ``[R*B, ...]``, replica-major
+        self.replicas = 1
+        #: stacked: how each tensor holds the replicas (set by ``stack_networks``)
+        self.replica_layout: dict[str, tuple[str, tuple[int, ...]]] | None = None
 
     # ------------------------------------------------------------------------------ building
     def add_population(self, name: str, module: nn.Module, *, driven: bool = False) -> None:
@@ -117,7 +123,8 @@ class Network(nn.Module):
 
     # ------------------------------------------------------------------------------ running
     def step(self, drive: dict[str, Tensor]) -> None:
-        """Advance the network by one step with the driven populations' spikes ``[B, N]``."""
+        """Advance the network by one step with the driven populations' spikes ``[B, N]``
+        (``[R*B, N]`` when stacked: the replicas' drives concatenated)."""
         for name, pop in self.populations.items():
             current: Tensor | None = None
             for conn_name, pre in self._incoming(name):
@@ -156,7 +163,12 @@ class Network(nn.Module):
             cast(Any, module).reset_state()
 
     def set_batch_size(self, batch_size: int) -> None:
-        """Reallocate every per-sample state for ``batch_size`` samples."""
+        """Reallocate every per-sample state for ``batch_size`` samples (stacked: rows, R*B)."""
+        if batch_size % self.replicas:
+            raise ValueError(
+                f"batch_size {batch_size} must be a multiple of the {self.replicas} replicas "
+                "(it counts rows: replicas x samples)"
+            )
         self.batch_size = int(batch_size)
         for module in (
             *self.populations.values(),

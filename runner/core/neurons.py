@@ -29,9 +29,13 @@ so clone it to keep it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+
+from runner.core.stacking import Value, broadcast, fold, per_row, replica_numbers
 
 _GRID_RTOL = 1e-6
 
@@ -88,6 +92,8 @@ class LIF(nn.Module):
     refrac: Tensor
     spike: Tensor
     _active: Tensor
+    #: the parameters that may differ between stacked replicas
+    REPLICA_VALUES: tuple[str, ...] = ("rest_v", "reset_v", "thresh_v", "decay", "resistance")
     _drive: Tensor
     _vnext: Tensor
 
@@ -126,6 +132,10 @@ class LIF(nn.Module):
         self.refrac_steps = whole_steps(self.refrac_t, self.dt)
         self.decay = math.exp(-self.dt / self.time_constant)
         self._dtype = dtype
+        #: replicas simulated side by side (``runner.core.replicas``); 1 and False when solo
+        self.replicas, self.stacked = 1, False
+        self._per_replica: dict[str, Tensor] = {}  # parameters that differ between replicas, [R]
+        self._rows: dict[str, Tensor] = {}  # the same per sample row, [R*B, 1]
         self._allocate(batch_size, device)
 
     def _allocate(self, batch_size: int, device: torch.device | str | None) -> None:
@@ -137,17 +147,33 @@ class LIF(nn.Module):
         self.register_buffer("_active", torch.ones(shape, device=device, dtype=torch.bool), False)
         self.register_buffer("_drive", torch.zeros(shape, device=device, dtype=dtype), False)
         self.register_buffer("_vnext", torch.zeros(shape, device=device, dtype=dtype), False)
+        self._rows = {k: per_row(v, batch_size) for k, v in self._per_replica.items()}
 
     def set_batch_size(self, batch_size: int) -> None:
-        """Reallocate the per-sample state for ``batch_size`` samples (at rest, not refractory)."""
+        """Reallocate the per-sample state for ``batch_size`` samples (at rest, not refractory).
+
+        Stacked: ``batch_size`` counts rows (replicas x samples), a multiple of ``replicas``.
+        """
         _check_common(self.n, batch_size, None)
+        if batch_size % self.replicas:
+            raise ValueError(
+                f"batch_size {batch_size} is not a multiple of {self.replicas} replicas"
+            )
         self.batch_size = batch_size
         self._allocate(batch_size, self.voltage.device)
+
+    def _value(self, name: str) -> Value:
+        """Parameter ``name``: a float, or ``[R*B, 1]`` where the replicas differ."""
+        return self._rows.get(name, getattr(self, name))
 
     @torch.no_grad()
     def reset_state(self) -> None:
         """Return every sample to rest: v = rest_v, r = 0, no spike."""
-        self.voltage.fill_(self.rest_v)
+        rest = self._value("rest_v")
+        if isinstance(rest, Tensor):
+            self.voltage.copy_(rest.expand_as(self.voltage))
+        else:
+            self.voltage.fill_(rest)
         self.refrac.zero_()
         self.spike.zero_()
 
@@ -155,22 +181,38 @@ class LIF(nn.Module):
         """Steps 1-4 of the module docstring, in place on the state buffers."""
         r, v, active = self.refrac, self.voltage, self._active
         drive, vnext = self._drive, self._vnext
+        rest, decay = self._value("rest_v"), self._value("decay")
         r.sub_(self.dt).clamp_(min=0.0)
         torch.lt(r, 0.5 * self.dt, out=active)
         torch.mul(current, active, out=drive)
-        drive.mul_(self.resistance)  # R I_m
-        torch.sub(v, self.rest_v, out=vnext)
-        vnext.sub_(drive).mul_(self.decay).add_(self.rest_v).add_(drive)
+        drive.mul_(self._value("resistance"))  # R I_m
+        torch.sub(v, rest, out=vnext)
+        vnext.sub_(drive).mul_(decay).add_(rest).add_(drive)
         torch.where(active, vnext, v, out=v)
         torch.ge(v, threshold, out=self.spike)
         self.spike.logical_and_(active)
-        r.masked_fill_(self.spike, self.refrac_steps * self.dt)
-        v.masked_fill_(self.spike, self.reset_v)
+        _fill(r, self.spike, self._rows.get("refrac_fill", self.refrac_steps * self.dt))
+        _fill(v, self.spike, self._value("reset_v"))
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[LIF]) -> None:
+        """Become the R replicas ``solos`` side by side (their parameters and state)."""
+        self.replicas, self.stacked = len(solos), True
+        values = {key: [getattr(s, key) for s in solos] for key in self.REPLICA_VALUES}
+        values["refrac_fill"] = [s.refrac_steps * s.dt for s in solos]
+        for key, numbers in values.items():
+            value = replica_numbers(numbers, like=solos[0].voltage)
+            if isinstance(value, Tensor):
+                self._per_replica[key] = value
+        self.batch_size = sum(s.batch_size for s in solos)
+        self._allocate(self.batch_size, self.voltage.device)
+        for name in ("voltage", "refrac", "spike"):
+            getattr(self, name).copy_(torch.cat([getattr(s, name) for s in solos]))
 
     @torch.no_grad()
     def forward(self, current: Tensor) -> Tensor:
         """One step with input current ``[B, N]`` (nA); returns the ``spike`` buffer."""
-        self._step(current, self.thresh_v)
+        self._step(current, self._value("thresh_v"))
         return self.spike
 
     def extra_repr(self) -> str:
@@ -179,6 +221,14 @@ class LIF(nn.Module):
             f"reset_v={self.reset_v}, thresh_v={self.thresh_v}, refrac_t={self.refrac_t}, "
             f"time_constant={self.time_constant}, resistance={self.resistance}"
         )
+
+
+def _fill(t: Tensor, mask: Tensor, value: Value) -> None:
+    """``t[mask] = value`` in place, for a number or a per-row ``[R*B, 1]`` tensor."""
+    if isinstance(value, Tensor):
+        torch.where(mask, value, t, out=t)
+    else:
+        t.masked_fill_(mask, value)
 
 
 class ALIF(LIF):
@@ -208,6 +258,7 @@ class ALIF(LIF):
     _threshold: Tensor
     _theta_decayed: Tensor
     _theta_batch: Tensor
+    REPLICA_VALUES = (*LIF.REPLICA_VALUES, "spike_increment", "adapt_decay")
 
     def __init__(
         self,
@@ -265,6 +316,8 @@ class ALIF(LIF):
     @torch.no_grad()
     def forward(self, current: Tensor) -> Tensor:
         """One step with input current ``[B, N]`` (nA); adapts theta in training mode."""
+        if self.stacked:
+            return self._forward_stacked(current)
         torch.add(self.theta, self.thresh_v, out=self._threshold)
         self._step(current, self._threshold)
         if self.training:
@@ -274,6 +327,38 @@ class ALIF(LIF):
             self._theta_batch.add_(self.spike, alpha=self.spike_increment)
             torch.mean(self._theta_batch, dim=0, out=self.theta)
         return self.spike
+
+    def _replica_value(self, name: str) -> Value:
+        """Parameter ``name``: a float, or ``[R, 1]`` (against ``theta [R, N]``)."""
+        value = self._per_replica.get(name)
+        return getattr(self, name) if value is None else broadcast(value, 2)
+
+    def _forward_stacked(self, current: Tensor) -> Tensor:
+        """:meth:`forward` of R replicas: ``theta [R, N]``, each the mean over its own samples."""
+        rows = self.spike.shape[0]
+        torch.add(self.theta, self._replica_value("thresh_v"), out=self._threshold)
+        self._step(current, per_row(self._threshold, rows))
+        if self.training:
+            torch.mul(self.theta, self._replica_value("adapt_decay"), out=self._theta_decayed)
+            refractory = torch.gt(self.refrac, 0.5 * self.dt, out=self._active)
+            theta, decayed = per_row(self.theta, rows), per_row(self._theta_decayed, rows)
+            torch.where(refractory, theta, decayed, out=self._theta_batch)
+            increment = self._value("spike_increment")
+            if isinstance(increment, Tensor):  # spike * increment is exact: as the fused add
+                self._theta_batch.add_(self.spike.to(increment.dtype) * increment)
+            else:
+                self._theta_batch.add_(self.spike, alpha=increment)
+            torch.mean(fold(self._theta_batch, self.replicas), dim=1, out=self.theta)
+        return self.spike
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[LIF]) -> None:
+        """Become the R replicas ``solos``: ``theta`` becomes ``[R, N]``."""
+        super().stack_replicas(solos)
+        theta = torch.stack([cast(ALIF, s).theta for s in solos])
+        self.theta = theta
+        self._threshold = torch.zeros_like(theta)
+        self._theta_decayed = torch.zeros_like(theta)
 
     def extra_repr(self) -> str:
         return (
@@ -313,6 +398,7 @@ class ForcedPopulation(nn.Module):
         self.n = n
         self.batch_size = batch_size
         self.dt = dt
+        self.replicas, self.stacked = 1, False
         self.register_buffer("spike", torch.zeros(batch_size, n, device=device, dtype=torch.bool))
 
     def set_batch_size(self, batch_size: int) -> None:
@@ -325,6 +411,13 @@ class ForcedPopulation(nn.Module):
     def reset_state(self) -> None:
         """Clear the last output."""
         self.spike.zero_()
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[ForcedPopulation]) -> None:
+        """Become the R populations ``solos`` side by side (``spike [R*B, N]``)."""
+        self.replicas, self.stacked = len(solos), True
+        self.batch_size = sum(s.batch_size for s in solos)
+        self.spike = torch.cat([s.spike for s in solos])
 
     @torch.no_grad()
     def forward(self, spikes: Tensor) -> Tensor:

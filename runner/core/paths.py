@@ -65,12 +65,15 @@ def far_ages(age: Tensor, far: float) -> Tensor:
     return torch.where(age == age, age, far)
 
 
-def route_by_sign(parts: list[tuple[Tensor, float]]) -> tuple[Tensor, Tensor]:
+def route_by_sign(parts: list[tuple[Tensor, Any]]) -> tuple[Tensor, Tensor]:
     """``(pos, neg)`` from per-kernel batch sums ``g`` (unsigned) and their learning rates.
 
     With a number learning rate a kernel has one sign, so ``lr g`` goes whole to ``pos``
     (``lr > 0``) or to ``neg`` as ``|lr| g`` (``lr < 0``); no per-element select is needed.
+    Stacked replicas may have per-replica rates (``[R, 1, 1]`` tensors): :func:`route_replicas`.
     """
+    if any(isinstance(lr, Tensor) for _, lr in parts):
+        return route_replicas(parts)
     pos: Tensor | None = None
     neg: Tensor | None = None
     for g, lr in parts:
@@ -85,15 +88,44 @@ def route_by_sign(parts: list[tuple[Tensor, float]]) -> tuple[Tensor, Tensor]:
     )
 
 
-def split(reduce: Reduction, k: Tensor, *, scratch: bool = False) -> tuple[Tensor, Tensor]:
-    """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (the first dimension).
+def route_replicas(parts: list[tuple[Tensor, Any]]) -> tuple[Tensor, Tensor]:
+    """:func:`route_by_sign` with per-replica rates: each sum goes to ``pos`` scaled by
+    ``max(lr, 0)`` and to ``neg`` by ``max(-lr, 0)``. The second term is a fused multiply-add,
+    as ``Tensor.add(alpha=)`` is, and a zero rate adds an exact zero, so every replica gets the
+    numbers of its solo network."""
+
+    def fma(acc: Tensor | None, g: Tensor, rate: Any) -> Tensor:
+        if acc is None:
+            return g * rate
+        return torch.addcmul(acc, g, rate) if isinstance(rate, Tensor) else acc.add(g, alpha=rate)
+
+    pos: Tensor | None = None
+    neg: Tensor | None = None
+    for g, lr in parts:
+        up = lr.clamp_min(0) if isinstance(lr, Tensor) else max(float(lr), 0.0)
+        down = lr.neg().clamp_min(0) if isinstance(lr, Tensor) else max(-float(lr), 0.0)
+        pos, neg = fma(pos, g, up), fma(neg, g, down)
+    assert pos is not None and neg is not None
+    return pos, neg
+
+
+def split(
+    reduce: Reduction, k: Tensor, *, scratch: bool = False, dim: int = 0
+) -> tuple[Tensor, Tensor]:
+    """``(R(max(k, 0)), -R(min(k, 0)))`` over the batch (dimension ``dim``).
 
     With ``scratch`` ``k`` is overwritten (one [B, O, I] buffer fewer in eager mode).
     """
-    if k.shape[0] == 1:  # the mean or sum of one sample is that sample (no division)
-        return k[0].clamp_min(0), k[0].clamp_max(0).neg()
-    pos = reduce(k.clamp_min(0), 0)
-    return pos, reduce(k.clamp_max_(0) if scratch else k.clamp_max(0), 0).neg()
+    if k.shape[dim] == 1:  # the mean or sum of one sample is that sample (no division)
+        one = k.select(dim, 0)
+        return one.clamp_min(0), one.clamp_max(0).neg()
+    pos = reduce(k.clamp_min(0), dim)
+    return pos, reduce(k.clamp_max_(0) if scratch else k.clamp_max(0), dim).neg()
+
+
+def without_batch(value: Any) -> Any:
+    """A stacked kwarg ``[R, 1, 1, 1]`` as ``[R, 1, 1]`` (against ``[R, O, I]`` or ``[R, B, N]``)."""
+    return value.select(1, 0) if isinstance(value, Tensor) else value
 
 
 def _drop_underflow_and_exp(e: Tensor) -> None:
@@ -135,10 +167,10 @@ class PlainPath:
         delta = trainer.time_difference(cell)
         k_post = cell.kernel_post(delta, **cell.kernel_post_kwargs.as_dict())
         k_pre = cell.kernel_pre(delta, **cell.kernel_pre_kwargs.as_dict())
-        reduce = cell.batch_reduction
+        reduce, dim = cell.batch_reduction, cell.batch_dim
 
         def part(x: Tensor) -> Tensor:
-            return reduce(x.nan_to_num(nan=0.0, posinf=math.inf, neginf=-math.inf), 0)
+            return reduce(x.nan_to_num(nan=0.0, posinf=math.inf, neginf=-math.inf), dim)
 
         pos = part(k_post.clamp_min(0)) + part(k_pre.clamp_min(0))
         neg = -(part(k_post.clamp_max(0)) + part(k_pre.clamp_max(0)))
@@ -160,7 +192,8 @@ class FusedPath:
         delta = trainer.time_difference(cell, far=True)
         if cell.numbers_only:
             return self._routed(cell, delta)
-        return split(cell.batch_reduction, fused_exp_values(cell, delta), scratch=True)
+        values = fused_exp_values(cell, delta)
+        return split(cell.batch_reduction, values, scratch=True, dim=cell.batch_dim)
 
     @staticmethod
     def _routed(cell: Cell, delta: Tensor) -> tuple[Tensor, Tensor]:
@@ -172,26 +205,44 @@ class FusedPath:
         learning rates. In eager mode this avoids ``torch.where`` over ``[B, O, I]`` (slow on the
         CPU) and one temporary. ``delta`` is overwritten.
         """
-        post, pre = cell.kernel_post_kwargs.numbers, cell.kernel_pre_kwargs.numbers
+        post, pre = cell.kernel_post_kwargs, cell.kernel_pre_kwargs
         # 1 where Δ >= 0 (post kernel), else 0: sign + 1 clamped at 1, three cheap vector passes
         # (a bool mask and its conversion, torch.heaviside or torch.where are several times slower)
         causal = delta.sign().add_(1.0).clamp_max_(1.0)
-        inv_post, inv_pre = 1.0 / float(post["time_constant"]), 1.0 / float(pre["time_constant"])
+        tau_post = post.number("time_constant", exact=True)
+        tau_pre = pre.number("time_constant", exact=True)
         e = delta.abs_()
-        if inv_post == inv_pre:
-            e.mul_(-inv_post)
-        else:  # exponent scale -1/τ- + c (1/τ- - 1/τ+)
-            e.mul_(causal * (inv_pre - inv_post) - inv_pre)
+        if isinstance(tau_post, Tensor) or isinstance(tau_pre, Tensor):  # stacked replicas
+            # the solo formula below with the inverses taken in float64 as Python takes them;
+            # where a replica's two time constants are equal, c * 0 - 1/τ is -1/τ exactly
+            inv_post, inv_pre = 1.0 / tau_post, 1.0 / tau_pre
+            e.mul_(causal * _cast(inv_pre - inv_post, e) - _cast(inv_pre, e))
+        else:
+            inv_post, inv_pre = 1.0 / float(tau_post), 1.0 / float(tau_pre)
+            if inv_post == inv_pre:
+                e.mul_(-inv_post)
+            else:  # exponent scale -1/τ- + c (1/τ- - 1/τ+)
+                e.mul_(causal * (inv_pre - inv_post) - inv_pre)
         _drop_underflow_and_exp(e)
         e_post = e * causal
         e_pre = e.sub_(e_post)
-        reduce = cell.batch_reduction
+        reduce, dim = cell.batch_reduction, cell.batch_dim
         return route_by_sign(
             [
-                (reduce(e_post, 0), float(post["learning_rate"])),
-                (reduce(e_pre, 0), float(pre["learning_rate"])),
+                (reduce(e_post, dim), _rate(post.number("learning_rate"))),
+                (reduce(e_pre, dim), _rate(pre.number("learning_rate"))),
             ]
         )
+
+
+def _cast(value: Any, like: Tensor) -> Any:
+    """A float64 per-replica tensor in ``like``'s dtype (one rounding, as a Python scalar's)."""
+    return value.to(like.dtype) if isinstance(value, Tensor) else value
+
+
+def _rate(value: Any) -> Any:
+    """A learning rate for :func:`route_by_sign`: a float, or ``[R, 1, 1]`` per replica."""
+    return without_batch(value) if isinstance(value, Tensor) else float(value)
 
 
 class CachedPath:
@@ -207,26 +258,29 @@ class CachedPath:
     name: ClassVar[str] = "cached"
 
     def parts(self, cell: Cell, trainer: TimeDifference) -> tuple[Tensor, Tensor]:
+        reduce, dim = cell.batch_reduction, cell.batch_dim
+        fold = cell.connection.fold  # [R, B, ...] when stacked
         if not cell.cache_valid:
             cell.refresh_cache()  # already includes this step's spikes
             assert cell.kernel_cache is not None
-            return split(cell.batch_reduction, cell.kernel_cache)
+            return split(reduce, fold(cell.kernel_cache), dim=dim)
         assert cell.kernel_cache is not None and cell.connection.pre_ages is not None
-        k, a_pre, a_post = cell.kernel_cache, cell.connection.pre_ages.age, cell.post_ages.age
-        post, pre = cell.kernel_post_kwargs.numbers, cell.kernel_pre_kwargs.numbers
+        k, a_pre = fold(cell.kernel_cache), fold(cell.connection.pre_ages.age)
+        a_post = fold(cell.post_ages.age)
+        post, pre = cell.kernel_post_kwargs, cell.kernel_pre_kwargs
         floor = UNDERFLOW_FLOOR.get(k.dtype, -math.inf)
 
-        def kernel(age: Tensor, kw: dict[str, Any]) -> Tensor:  # lr e^(-age/tau), NaN age -> 0
-            exponent = age / -kw["time_constant"]
+        def kernel(age: Tensor, kw: Any) -> Tensor:  # lr e^(-age/tau), NaN age -> 0
+            exponent = age / -without_batch(kw.number("time_constant"))
             value = torch.where(exponent >= floor, torch.exp(exponent.clamp_min(floor)), 0.0)
-            return value * kw["learning_rate"]
+            return value * without_batch(kw.number("learning_rate"))
 
-        row = kernel(a_pre, post).unsqueeze(1)  # [B, 1, I]: a post spike now, Δ = a_pre >= 0
-        col = torch.where(a_post == 0, float(post["learning_rate"]), kernel(a_post, pre))
-        seen = (a_pre == a_pre).unsqueeze(1) & (a_post == a_post).unsqueeze(2)  # not NaN
-        new = torch.where((a_post == 0).unsqueeze(2), row, torch.where(seen, k, 0.0))
-        k.copy_(torch.where((a_pre == 0).unsqueeze(1), col.unsqueeze(2), new))
-        return split(cell.batch_reduction, k)
+        row = kernel(a_pre, post).unsqueeze(-2)  # [B, 1, I]: a post spike now, Δ = a_pre >= 0
+        col = torch.where(a_post == 0, _rate(post.number("learning_rate")), kernel(a_post, pre))
+        seen = (a_pre == a_pre).unsqueeze(-2) & (a_post == a_post).unsqueeze(-1)  # not NaN
+        new = torch.where((a_post == 0).unsqueeze(-1), row, torch.where(seen, k, 0.0))
+        k.copy_(torch.where((a_pre == 0).unsqueeze(-2), col.unsqueeze(-1), new))
+        return split(reduce, k, dim=dim)
 
 
 class SeparablePath:

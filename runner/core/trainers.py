@@ -120,7 +120,8 @@ class KernelTrainer(nn.Module):
         cell.connection.track_pre_ages()
 
     def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
-        """Δ ``[B, O, I]`` (ms); NaN where a spike is missing, or huge with ``far``."""
+        """Δ ``[B, O, I]`` (ms; ``[R, B, O, I]`` for stacked replicas); NaN where a spike is
+        missing, or huge with ``far``."""
         raise NotImplementedError
 
     def forward(self) -> None:
@@ -177,21 +178,22 @@ class KernelSTDP(KernelTrainer):
 
     def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
         conn = cell.connection
-        a_post = cell.post_ages.age.unsqueeze(2)
+        fold, per_synapse = conn.fold, conn.per_synapse  # identities unless stacked
+        a_post = fold(cell.post_ages.age).unsqueeze(-1)
         if far:
             a_post = far_ages(a_post, FAR_POST_AGE)
         if conn.delays_active and cell.delayed:
             assert conn.age_history is not None
             upper = conn.dt * (conn.history_length - 1)
             lag = conn.lag(tol=cell.interp_tolerance, upper=upper)
-            seen = conn.age_history.gather(lag.steps) + lag.extra
-            a_pre = torch.where(lag.valid, seen, torch.full_like(seen, math.nan))
+            seen = conn.age_history.gather(lag.steps) + per_synapse(lag.extra)
+            a_pre = torch.where(per_synapse(lag.valid), seen, torch.full_like(seen, math.nan))
         elif conn.delays_active:
             assert conn.arrival_ages is not None
-            a_pre = conn.arrival_ages.age
+            a_pre = fold(conn.arrival_ages.age)
         else:
             assert conn.pre_ages is not None
-            a_pre = conn.pre_ages.age.unsqueeze(1)
+            a_pre = fold(conn.pre_ages.age).unsqueeze(-2)
         if far:
             a_pre = far_ages(a_pre, FAR_PRE_AGE)
         return a_pre - a_post
@@ -212,11 +214,11 @@ class _DelayAdjusted(KernelTrainer):
     def time_difference(self, cell: Cell, *, far: bool = False) -> Tensor:
         conn = cell.connection
         assert conn.pre_ages is not None and conn.delay is not None
-        a_pre = conn.pre_ages.age.unsqueeze(1)
-        a_post = cell.post_ages.age.unsqueeze(2)
+        a_pre = conn.fold(conn.pre_ages.age).unsqueeze(-2)
+        a_post = conn.fold(cell.post_ages.age).unsqueeze(-1)
         if far:
             a_pre, a_post = far_ages(a_pre, FAR_PRE_AGE), far_ages(a_post, FAR_POST_AGE)
-        return (a_pre - a_post).sub_(conn.delay)
+        return (a_pre - a_post).sub_(conn.per_synapse(conn.delay))
 
 
 class DelayAdjustedKernelSTDP(_DelayAdjusted):

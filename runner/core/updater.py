@@ -14,24 +14,27 @@ The accumulators are cleared after applying. Nothing happens if nothing was push
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from runner.core.bounds import BOUNDS, BoundFn
+from runner.core.stacking import broadcast, replica_numbers
 
 ACCUMULATIONS = ("sum", "mean")
 
 
 @dataclass(frozen=True)
 class Bound:
-    """One side of a bound: a rule from :data:`BOUNDS`, its limit and extra kwargs."""
+    """One side of a bound: a rule from :data:`BOUNDS`, its limit and extra kwargs (numbers, or
+    ``[R, 1, 1]`` tensors in a stacked network whose replicas differ)."""
 
     fn: str
-    limit: float
-    kwargs: dict[str, float] = field(default_factory=dict)
+    limit: float | Tensor
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def side(self, upper: bool) -> BoundFn:
         if self.fn not in BOUNDS:
@@ -58,8 +61,8 @@ class ParameterUpdater(nn.Module):
         self.accumulate = "sum"
         self.upper: Bound | None = None
         self.lower: Bound | None = None
-        self.clamp_min: float | None = None
-        self.clamp_max: float | None = None
+        self.clamp_min: float | Tensor | None = None
+        self.clamp_max: float | Tensor | None = None
 
     def configure(
         self,
@@ -125,7 +128,7 @@ class ParameterUpdater(nn.Module):
         down = neg if self.lower is None else self._bound(self.lower, False, w, neg)
         w.add_(up - down)
         if self.clamp_min is not None or self.clamp_max is not None:
-            w.clamp_(self.clamp_min, self.clamp_max)
+            w.clamp_(cast(Any, self.clamp_min), cast(Any, self.clamp_max))
         self.clear()
 
     @staticmethod
@@ -136,6 +139,40 @@ class ParameterUpdater(nn.Module):
         """Drop the accumulated pairs without applying them (the sums are overwritten later)."""
         self._first = None
         self.n_pos = self.n_neg = 0
+
+    @torch.no_grad()
+    def stack_replicas(self, solos: Sequence[ParameterUpdater]) -> None:
+        """Become the updaters of R replicas: sums ``[R, ...]``, per-replica bounds and clamps."""
+        if len({(s.n_pos, s.n_neg, s._first is None) for s in solos}) > 1:
+            raise ValueError("replicas must have pushed the same number of pending updates")
+        self.pos_sum = torch.stack([s.pos_sum for s in solos])
+        self.neg_sum = torch.stack([s.neg_sum for s in solos])
+        firsts = [s._first for s in solos]
+        if all(f is not None for f in firsts):
+            self._first = (
+                torch.stack([f[0] for f in firsts if f is not None]),
+                torch.stack([f[1] for f in firsts if f is not None]),
+            )
+        ndim, like = self.pos_sum.dim(), self.pos_sum
+
+        def numbers(values: list[Any]) -> Any:
+            return broadcast(replica_numbers(values, like=like), ndim)
+
+        for side in ("upper", "lower"):
+            bounds = [getattr(s, side) for s in solos]
+            if bounds[0] is not None:
+                limit = numbers([b.limit for b in bounds])
+                kwargs = {k: numbers([b.kwargs[k] for b in bounds]) for k in bounds[0].kwargs}
+                setattr(self, side, replace(bounds[0], limit=limit, kwargs=kwargs))
+        low, high = (
+            None if getattr(solos[0], key) is None else numbers([getattr(s, key) for s in solos])
+            for key in ("clamp_min", "clamp_max")
+        )
+        if isinstance(low, Tensor) and isinstance(high, float):  # clamp_ takes two of a kind
+            high = torch.full_like(low, high)
+        if isinstance(high, Tensor) and isinstance(low, float):
+            low = torch.full_like(high, low)
+        self.clamp_min, self.clamp_max = low, high
 
     def get_extra_state(self) -> Any:
         first = None if self._first is None else [t.clone() for t in self._first]

@@ -1,0 +1,142 @@
+"""Which sweep jobs may run side by side in one simulation (a pure rule, no Hydra, no torch).
+
+Two jobs share a group when their composed configs differ only in values that may vary per
+replica (:data:`BATCHABLE`): the seed, numeric kernel kwargs, bound limits and kwargs, neuron
+parameters, normalisation targets, stimulus (input rate) parameters and initial ranges. Any
+other difference (a size, a kind, a kernel name, the trainers, populations, steps, n_train,
+batch size, epochs, dtype, device, ...) puts the job in another group; :func:`split_key` names
+the first such key, so the launcher can say why in one log line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Dotted config paths (``*`` = one name) whose numeric values may differ within a group.
+BATCHABLE: tuple[str, ...] = (
+    "seed",
+    "trainer.*.kernel_post.kwargs.*",
+    "trainer.*.kernel_pre.kwargs.*",
+    "trainer.*.cells.*.kernel_post.kwargs.*",
+    "trainer.*.cells.*.kernel_pre.kwargs.*",
+    "network.populations.*.params.*",
+    "network.connections.*.weight_bounds.*.limit",
+    "network.connections.*.weight_bounds.*.kwargs.*",
+    "network.connections.*.delay_bounds.*.limit",
+    "network.connections.*.delay_bounds.*.kwargs.*",
+    "network.connections.*.normalize.target",
+    "network.connections.*.weight_init.*",
+    "network.connections.*.delay_init.*",
+    "stimulus.params.*",
+)
+_PATTERNS = [re.compile("^" + re.escape(p).replace(r"\*", r"[^.]+") + "$") for p in BATCHABLE]
+#: Keys that never matter for grouping (each job keeps its own folder and name).
+IGNORED = ("hydra",)
+
+
+def batchable_key(path: str) -> bool:
+    """True if the dotted config ``path`` is one whose value may vary per replica."""
+    return any(p.match(path) for p in _PATTERNS)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted path, value)`` of every leaf of a plain container (lists index by position)."""
+    if isinstance(node, Mapping):
+        if not node:
+            yield prefix, {}
+        for key, value in node.items():
+            if not prefix and key in IGNORED:
+                continue
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list | tuple):
+        if not node:
+            yield prefix, []
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}.{i}")
+    else:
+        yield prefix, node
+
+
+def split_key(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The first key whose difference keeps configs ``a`` and ``b`` out of one group, else None.
+
+    A key differs when it is in one config only, or when its values differ and either the key
+    is not batchable or one of the values is not a number (e.g. a kernel name, a null).
+    """
+    left, right = dict(_leaves(a)), dict(_leaves(b))
+    for path in [*left, *(p for p in right if p not in left)]:
+        if path not in left or path not in right:
+            return path
+        x, y = left[path], right[path]
+        if x == y and type(x) is type(y):
+            continue
+        if not (batchable_key(path) and _number(x) and _number(y)):
+            return path
+    return None
+
+
+@dataclass
+class Group:
+    """Jobs (indices into the launcher's list) that run as one simulation."""
+
+    jobs: list[int] = field(default_factory=list)
+    why: str = ""  # why this group is not part of an earlier one ("" for the first)
+
+
+def group_jobs(configs: Sequence[Mapping[str, Any]], capacity: int) -> list[Group]:
+    """Jobs in groups of at most ``capacity`` whose configs differ only in batchable values.
+
+    Jobs keep their order within a group; each job joins the first open group it fits. A group
+    started because a job did not fit an earlier one says why: the key that differs from the
+    first group's configs, or that the earlier group was full.
+    """
+    if capacity < 1:
+        raise ValueError(f"capacity must be at least 1, got {capacity}")
+    groups: list[Group] = []
+    for index, config in enumerate(configs):
+        why = ""
+        for group in groups:
+            key = split_key(configs[group.jobs[0]], config)
+            if key is None and len(group.jobs) < capacity:
+                group.jobs.append(index)
+                break
+            if not why:
+                why = (
+                    f"{key} differs" if key is not None else f"the group is full ({capacity} jobs)"
+                )
+        else:
+            groups.append(Group([index], why))
+    return groups
+
+
+def replica_bytes(config: Mapping[str, Any]) -> int:
+    """An upper estimate of one replica's memory: its synapses times the per-synapse tensors
+    (weight, delay, pending update, per-sample cell terms) plus per-sample neuron state."""
+    itemsize = 8 if config.get("dtype") == "float64" else 4
+    run = config.get("run") or {}
+    batch = max(int(run.get("batch_size") or 1), 1)
+    network = config.get("network") or {}
+    sizes = {
+        name: int(pop.get("size") or 0) for name, pop in (network.get("populations") or {}).items()
+    }
+    total = 0
+    for conn in (network.get("connections") or {}).values():
+        n_in, n_out = sizes.get(conn.get("pre"), 0), sizes.get(conn.get("post"), 0)
+        delayed = conn.get("max_delay") is not None
+        # weight + update (+ delay + its update), and about four per-sample terms per synapse
+        per_synapse = (2 + (2 if delayed else 0)) + 4 * batch
+        total += n_in * n_out * per_synapse * itemsize
+    total += sum(sizes.values()) * batch * 16 * itemsize  # voltages, thresholds, ages, traces
+    return total
+
+
+def memory_capacity(per_replica: int, free_bytes: int, fraction: float = 0.5) -> int:
+    """How many replicas fit in ``fraction`` of ``free_bytes`` (at least 1)."""
+    return max(1, int(free_bytes * fraction) // max(per_replica, 1))
