@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.callbacks import (
     RunCallbacks,
@@ -36,12 +36,18 @@ from runner.callbacks import (
 )
 from runner.checkpoint import checkpoint_steps, load_checkpoint, save_checkpoint
 from runner.config import schema as _schema  # noqa: F401  (registers the schema)
-from runner.config.errors import UserAbort
+from runner.config.errors import Interrupted, UserAbort
 from runner.config.schema import ObjectiveConf
 from runner.config.validate import validate_config
-from runner.failures import failure
+from runner.failures import failure, hand_over
 from runner.loop import LoopState, NonFiniteError
-from runner.objective import ObjectiveError, check_objective, objective_value, worst
+from runner.objective import (
+    ObjectiveError,
+    check_objective,
+    objective_of,
+    objective_value,
+    worst_trial,
+)
 from runner.progress import Progress
 from runner.record import write_failed
 from runner.resume import resume
@@ -52,6 +58,7 @@ from runner.runtime import (
     _multirun,
     _output_dir,
     _task_overrides,
+    finish_run,
     resolve_device,
     searching,
     setup_runtime,
@@ -61,7 +68,7 @@ from runner.runtime import (
 #: stay importable from here
 __all__ = [
     "HYDRA_FILES", "RunCallbacks", "Runtime", "StopRequest", "discard_run_folder", "distribution",
-    "execute", "fixed_connections", "hydra_entry", "image_inputs", "learned_delays",
+    "execute", "finish_run", "fixed_connections", "hydra_entry", "image_inputs", "learned_delays",
     "parameters", "resolve_device", "resume", "run_experiment", "searching", "setup_runtime",
     "task", "timing",
 ]  # fmt: skip
@@ -126,7 +133,7 @@ def execute(
         state.wall_s = runtime.wall_s()
         path = save_checkpoint(run_dir, experiment.network, experiment.task, state)
         name = signal.Signals(stop.signum).name
-        raise UserAbort(
+        raise Interrupted(
             f"interrupted by {name} at epoch {state.epoch + 1}, batch {state.batch}; "
             f"checkpoint {path.name} saved; continue with: stdp-run resume {run_dir}",
             code=128 + stop.signum,
@@ -169,31 +176,6 @@ def run_experiment(
     return metrics
 
 
-def finish_run(runtime: Runtime, metrics: dict[str, float], info: dict[str, Any]) -> None:
-    """Learning curves, the backends' final rows, then ``summary.json`` (last) and a log line."""
-    config, wall = runtime.config, runtime.wall_s()
-    runtime.recorder.finish(
-        metrics,
-        name=config.name,
-        seed=config.seed,
-        device=str(runtime.device),
-        dtype=config.dtype.value,
-        wall_s=round(wall, 3),
-        **info,
-        **runtime.extras,
-    )
-    log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-
-
-def _objective(cfg: DictConfig) -> ObjectiveConf | None:
-    """``cfg.objective`` typed (None where the config cannot give it: validation says why)."""
-    try:
-        node = OmegaConf.to_object(cfg.objective)
-    except Exception:
-        return None
-    return node if isinstance(node, ObjectiveConf) else None
-
-
 def task(cfg: DictConfig) -> float:
     """:func:`run_experiment` in the Hydra output dir, logging and marking failures; returns
     the objective (NaN where a plain run lacks its metric).
@@ -203,7 +185,7 @@ def task(cfg: DictConfig) -> float:
     """
     run_dir = _output_dir()
     search = searching()
-    objective = _objective(cfg)
+    objective = objective_of(cfg)
     try:
         metrics = run_experiment(cfg, run_dir, search=search)
         if objective is None:
@@ -230,7 +212,7 @@ def _failed(
     single = not _multirun()
     log_name = f"{_hydra_select('job.name', 'stdp_run')}.log"
     if f.kind == "config" and single and discard_run_folder(run_dir, log_name):
-        raise UserAbort(f.message) from exc  # the CLI prints it, once
+        return _abort_single(UserAbort(f.message), exc)
     log.error("run failed: %s", f.message, exc_info=f.kind == "bug")
     if f.kind == "io":
         with contextlib.suppress(OSError):
@@ -243,16 +225,18 @@ def _failed(
         isinstance(exc, NonFiniteError)
     )
     if search and objective is not None and trial and isinstance(exc, Exception):
-        return _worst_trial(objective)
+        return worst_trial(objective)
     if single and f.kind in ("config", "io", "run"):
-        raise UserAbort(f.message, code=f.code) from exc
+        return _abort_single(UserAbort(f.message, code=f.code), exc)
     raise exc
 
 
-def _worst_trial(objective: ObjectiveConf) -> float:
-    value = worst(objective.direction)
-    log.warning("the trial failed: the search gets the worst objective (%s) and goes on", value)
-    return value
+def _abort_single(abort: UserAbort, cause: BaseException) -> float:
+    """A single run's one-line failure goes to the CLI, past Hydra (which would print it a
+    second time); NaN is what Hydra records for the job."""
+    abort.__cause__ = cause
+    hand_over(abort)
+    return math.nan
 
 
 @hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")

@@ -71,14 +71,14 @@ def user_errors() -> Iterator[None]:
     """Print what :func:`runner.failures.failure` makes of a user's error (config, registry,
     override, an aborted run, a folder that cannot be written) as ``error: ...`` and exit with
     its code; bugs keep their traceback."""
-    from runner.config.errors import UserAbort
+    from runner.config.errors import Interrupted
     from runner.failures import failure
 
     try:
         yield
     except typer.Exit:
         raise
-    except (Exception, UserAbort) as exc:
+    except (Exception, Interrupted) as exc:
         f = failure(exc)
         if f.kind in ("abort", "config", "io"):
             fail(f.message, code=f.code)
@@ -169,36 +169,9 @@ def validate(
     fine but reads data absent here (no MNIST folder) prints ``needs data: ...`` and counts as
     valid unless ``--strict``.
     """
-    from runner.config.compose import expand_cases
-    from runner.config.errors import ConfigError
-    from runner.config.precheck import check_job
-    from runner.failures import failure
+    from runner.cli_validate import validate_cases
 
-    notes: list[str] = []
-    with user_errors():
-        cases = expand_cases(overrides or [], every_experiment=all_, notes=notes)
-    for note in notes:
-        typer.echo(f"note: {note}")
-    failures = 0
-    for case in cases:
-        label = " ".join(case) or "(defaults)"
-        try:
-            check_job(case)
-        except Exception as exc:
-            f = failure(exc)
-            if f.kind != "config":
-                raise
-            if isinstance(exc, ConfigError) and exc.only_needs_data and not strict:
-                for line in exc.needs_data:
-                    typer.echo(f"needs data: [{label}] {line}")
-                continue
-            failures += 1
-            for line in f.message.splitlines():
-                typer.echo(f"error: [{label}] {line}", err=True)
-            continue
-        typer.echo(f"ok  {label}")
-    if failures:
-        fail(f"{failures} of {len(cases)} config(s) invalid")
+    validate_cases(overrides or [], every_experiment=all_, strict=strict)
 
 
 @app.command("replay")

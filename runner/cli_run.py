@@ -19,6 +19,7 @@ def run_hydra(args: list[str], *, commands: list[str]) -> None:
 
     from runner.cli_replay import heavy_imports
     from runner.cli_slips import hoist_flags
+    from runner.failures import handed_over
 
     with heavy_imports():
         from runner.app import hydra_entry  # imported lazily: keeps list/show fast
@@ -29,8 +30,14 @@ def run_hydra(args: list[str], *, commands: list[str]) -> None:
     saved, sys.argv = sys.argv, [sys.argv[0], *hoist_flags(args)]
     GlobalHydra.instance().clear()
     try:
-        with user_errors() if full_error != "1" else _aborts_only(), _sweep_table_on_failure():
+        with (
+            user_errors() if full_error != "1" else _aborts_only(),
+            _sweep_table_on_failure(),
+            handed_over() as aborted,
+        ):
             hydra_entry()
+            if aborted:  # a single run's failure, handed past Hydra (runner.failures)
+                raise aborted[0]
     finally:
         sys.argv = saved
         if full_error is None:
@@ -75,12 +82,13 @@ def _sweep_table_on_failure() -> Iterator[None]:
 
 @contextmanager
 def _aborts_only() -> Iterator[None]:
-    """With HYDRA_FULL_ERROR=1 exceptions keep their traceback; only UserAbort is printed."""
-    from runner.config.errors import UserAbort
+    """With HYDRA_FULL_ERROR=1 exceptions keep their traceback; only the one-line aborts
+    without a cause (an interrupted run) are printed."""
+    from runner.config.errors import Interrupted, UserAbort
 
     try:
         yield
-    except UserAbort as exc:
+    except (UserAbort, Interrupted) as exc:
         if exc.__cause__ is not None:
             raise exc.__cause__ from None
         fail(exc.message)

@@ -7,23 +7,38 @@ do with the answer (print it, mark the run folder ``FAILED``, give a search its 
 =========  ============================================================  ====
 kind       what                                                           code
 =========  ============================================================  ====
-abort      :class:`~runner.config.errors.UserAbort`: already one line     its own
+abort      :class:`~runner.config.errors.UserAbort`, ``Interrupted``: one line its own
 config     config, override, registry, device, or data absent here        2
 io         the run folder cannot be written (permissions, full disk)      1
 run        the run's own failure: non-finite values, a bad checkpoint     1
 interrupt  Ctrl-C outside the loop's own handler                          130
 bug        anything else: it keeps its traceback                          1
 =========  ============================================================  ====
+
+Hydra 1.3 (with ``HYDRA_FULL_ERROR=1``, which the CLI sets) lets every exception through
+``run_and_report`` but prints ``Error executing job with overrides: ...`` before it re-raises a
+failed job's exception (``JobReturn.return_value``, read by ``Hydra.run`` and by the sweepers).
+For a sweep that line says which job failed; for a single run it only repeats the error, so the
+task hands a single run's :class:`UserAbort` to the CLI (:func:`hand_over`) instead of raising
+it into Hydra, and the CLI raises it once Hydra has returned.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from runner.config.errors import ConfigError, UserAbort, describe_error, is_user_error
+from runner.config.errors import (
+    ConfigError,
+    Interrupted,
+    UserAbort,
+    describe_error,
+    is_user_error,
+)
 
 Kind = Literal["abort", "config", "io", "run", "interrupt", "bug"]
 
@@ -74,8 +89,8 @@ def cannot_write(exc: OSError, run_dir: Path | None = None) -> str:
 
 def failure(exc: BaseException, *, run_dir: Path | None = None) -> Failure:
     """What ``exc`` means: its message, exit code and kind (the table above)."""
-    if isinstance(exc, UserAbort):
-        return Failure(exc.message, exc.code if isinstance(exc.code, int) else 2, "abort")
+    if isinstance(exc, UserAbort | Interrupted):
+        return Failure(exc.message, exc.code, "abort")
     if isinstance(exc, KeyboardInterrupt):
         return Failure("interrupted", 130, "interrupt")
     data = data_error(exc)
@@ -90,3 +105,25 @@ def failure(exc: BaseException, *, run_dir: Path | None = None) -> Failure:
     ):
         return Failure(str(exc), 1, "run")
     return Failure(f"{type(exc).__name__}: {exc}", 1, "bug")
+
+
+_listeners: list[list[UserAbort]] = []
+
+
+@contextmanager
+def handed_over() -> Iterator[list[UserAbort]]:
+    """While open, :func:`hand_over` puts a single run's failure in the list yielded (the CLI
+    opens it around the ``@hydra.main`` call, then raises what it holds)."""
+    slot: list[UserAbort] = []
+    _listeners.append(slot)
+    try:
+        yield slot
+    finally:
+        _listeners.remove(slot)
+
+
+def hand_over(abort: UserAbort) -> None:
+    """Give ``abort`` to the CLI that is waiting for it; raise it where nobody waits."""
+    if not _listeners:
+        raise abort
+    _listeners[-1].append(abort)

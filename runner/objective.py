@@ -13,12 +13,16 @@ its ``max_failure_rate``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from runner.config.errors import ConfigError
 from runner.config.schema import Direction, ObjectiveConf, StdpRunConfig
 from runner.registry import STIMULI, RegistryError, choices_text, did_you_mean
+
+log = logging.getLogger("runner")
 
 #: The final metrics of each task, as their ``end_phase`` names them.
 IMAGE_METRICS = (
@@ -130,3 +134,22 @@ def objective_value(
         )
     value = float(metrics[name])
     return value if math.isfinite(value) else worst(objective.direction)
+
+
+def objective_of(cfg: Any) -> ObjectiveConf | None:
+    """``cfg.objective`` of a composed config, typed (None where the config cannot give it:
+    validation says why)."""
+    from omegaconf import OmegaConf
+
+    try:
+        node = OmegaConf.to_object(cfg.objective)
+    except Exception:
+        return None
+    return node if isinstance(node, ObjectiveConf) else None
+
+
+def worst_trial(objective: ObjectiveConf) -> float:
+    """The worst objective, for a failed trial of a search (which then goes on)."""
+    value = worst(objective.direction)
+    log.warning("the trial failed: the search gets the worst objective (%s) and goes on", value)
+    return value

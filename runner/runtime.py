@@ -139,3 +139,19 @@ def searching() -> bool:
     """True in a multirun whose sweeper optimises the returned objective (not the basic grid)."""
     target = _hydra_select("sweeper._target_", BASIC_SWEEPER)
     return _multirun() and str(target) != BASIC_SWEEPER
+
+
+def finish_run(runtime: Runtime, metrics: dict[str, float], info: dict[str, Any]) -> None:
+    """Learning curves, the backends' final rows, then ``summary.json`` (last) and a log line."""
+    config, wall = runtime.config, runtime.wall_s()
+    runtime.recorder.finish(
+        metrics,
+        name=config.name,
+        seed=config.seed,
+        device=str(runtime.device),
+        dtype=config.dtype.value,
+        wall_s=round(wall, 3),
+        **info,
+        **runtime.extras,
+    )
+    log.info("done in %.1f s: %s", wall, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))

@@ -140,7 +140,9 @@ def test_a_diverging_trial_returns_the_worst_value(in_search, monkeypatch) -> No
 
 
 def test_outside_a_search_a_failure_still_raises(in_search) -> None:
-    with pytest.raises(SystemExit):
+    from runner.config.errors import UserAbort
+
+    with pytest.raises(UserAbort, match="unknown reduction 'maen'"):
         in_search(*TINY_IMAGE, "trainer.weight.batch_reduction=maen", search=False)
 
 

@@ -33,7 +33,7 @@ from runner.batched.callbacks import GroupCallbacks, job_state
 from runner.batched.group_task import GroupTask
 from runner.batched.watch import ReplicaGuard, ReplicaProbe
 from runner.checkpoint import save_checkpoint
-from runner.config.errors import UserAbort, describe_error, is_user_error
+from runner.config.errors import Interrupted, describe_error, is_user_error
 from runner.config.validate import validate_config
 from runner.core.replicas import ReplicaMismatch, stack_networks, write_back
 from runner.loop import LoopState, NonFiniteError
@@ -61,7 +61,7 @@ class Member:
 
         self.error = exc
         user = is_user_error(exc)
-        if isinstance(exc, UserAbort):
+        if isinstance(exc, Interrupted):
             message = exc.message
         elif isinstance(exc, NonFiniteError):
             message = str(exc)
@@ -196,7 +196,7 @@ def _interrupted(member: Member, state: LoopState, signum: int) -> None:
     state.wall_s = member.runtime.wall_s()
     path = save_checkpoint(member.run_dir, member.experiment.network, member.experiment.task, state)
     member.fail(
-        UserAbort(
+        Interrupted(
             f"interrupted by {signal.Signals(signum).name} at epoch {state.epoch + 1}, batch "
             f"{state.batch}; checkpoint {path.name} saved; continue with: stdp-run resume "
             f"{member.run_dir}",

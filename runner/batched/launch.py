@@ -78,18 +78,18 @@ def _together(jobs: Sequence[HydraJob]) -> Iterator[None]:
 def outcome(job: HydraJob, member: Member) -> Any:
     """What the job returns to Hydra, as :func:`runner.app.task` would: its objective, the
     worst value for a failed trial of a search, or the exception it failed with."""
-    from runner.app import _objective, _worst_trial, searching
+    from runner.app import searching
     from runner.loop import NonFiniteError
-    from runner.objective import ObjectiveError, objective_value
+    from runner.objective import ObjectiveError, objective_of, objective_value, worst_trial
 
     with job.active(log_file=False):
-        search, objective = searching(), _objective(job.task_cfg)
+        search, objective = searching(), objective_of(job.task_cfg)
         if member.error is not None:
             trial = isinstance(member.error, NonFiniteError) or (
                 isinstance(member.error, Exception) and not isinstance(member.error, ObjectiveError)
             )
             if search and objective is not None and trial:
-                return _worst_trial(objective)
+                return worst_trial(objective)
             return member.error
         if objective is None or member.metrics is None:
             return math.nan

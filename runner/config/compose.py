@@ -40,11 +40,23 @@ def hydra_context() -> Iterator[None]:
 
 
 def compose(overrides: Sequence[str] = (), *, with_hydra: bool = False) -> DictConfig:
-    """The composed config for ``overrides`` (with the ``hydra`` node if ``with_hydra``)."""
+    """The composed config for ``overrides`` (with the ``hydra`` node if ``with_hydra``).
+
+    Hydra rejects some malformed overrides with a plain ``ValueError`` or ``TypeError``; they
+    leave here as :class:`~runner.config.errors.OverrideError` (a user error): nothing else
+    runs inside the Compose API that could raise those (OmegaConf raises its own types).
+    """
     from hydra import compose as hydra_compose
 
+    from runner.config.errors import OverrideError
+
     with hydra_context():
-        return hydra_compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
+        try:
+            return hydra_compose(
+                CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra
+            )
+        except (ValueError, TypeError) as exc:  # Hydra's for a malformed override (device=1)
+            raise OverrideError(str(exc)) from exc
 
 
 def group_options(group: str) -> list[str]:

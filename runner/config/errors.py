@@ -46,16 +46,37 @@ class DeviceError(CompactHydraException):
     """A device that is not available here (e.g. ``device=cuda`` without CUDA)."""
 
 
-class UserAbort(SystemExit):
-    """A user error in a single run, raised past Hydra's job runner (exit code 2).
+class UserAbort(Exception):
+    """A failure already said in one line (``message``), with the exit code the CLI ends with.
 
-    Hydra's ``run_job`` turns any ``Exception`` of the task into a second "Error executing job"
-    line on stderr; a ``SystemExit`` passes through, so the CLI can print the one ``error:`` line.
+    An ordinary exception: a single run's task hands it to the CLI past Hydra
+    (:func:`runner.failures.hand_over`), so Hydra never reprints it.
     """
 
     def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(code)
+        super().__init__(message)
         self.message = message
+        self.code = code
+
+
+class Interrupted(BaseException):  # noqa: N818  (like KeyboardInterrupt, not an error)
+    """A run stopped by SIGINT/SIGTERM after saving its checkpoint (``code`` 128 + signal).
+
+    Like ``KeyboardInterrupt`` it is not an ``Exception``, and for the same reason: Hydra's
+    ``run_job`` and its launchers catch ``Exception`` only, so it ends a sweep instead of
+    being recorded as one failed job while the next ones start.
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class OverrideError(CompactHydraException):
+    """An override Hydra rejects with a plain ``ValueError``/``TypeError`` (``device=1``,
+    ``experiment=[1,2]`` for a config group); :func:`runner.config.compose.compose` wraps them,
+    the one place we call Hydra's Compose API, and ``__cause__`` holds Hydra's own error."""
 
 
 #: Exceptions that are the user's to fix: the CLI prints them as ``error: ...`` and exits 2.
@@ -63,6 +84,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     DeviceError,
     RegistryError,
+    OverrideError,
     ConfigCompositionException,
     MissingConfigException,
     OverrideParseException,
@@ -71,24 +93,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """True for config, override and registry errors (not for bugs or runtime failures).
-
-    Hydra rejects some malformed overrides with a plain ``ValueError`` or ``TypeError`` (e.g.
-    ``device=1`` or ``experiment=[1,2]`` for a config group); those count too when Hydra's own
-    code raised them.
-    """
-    return isinstance(exc, USER_ERRORS) or (
-        isinstance(exc, ValueError | TypeError) and _raised_by_hydra(exc)
-    )
-
-
-def _raised_by_hydra(exc: BaseException) -> bool:
-    tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith(("hydra.", "omegaconf."))
+    """True for config, override and registry errors (not for bugs or runtime failures)."""
+    return isinstance(exc, USER_ERRORS)
 
 
 def _first_line(text: str) -> str:
@@ -157,6 +163,8 @@ def describe_error(exc: BaseException) -> str:
         return "\n".join(exc.problems)
     if isinstance(exc, MissingConfigException):
         return _missing_config(exc)
+    if isinstance(exc, OverrideError):
+        return _override(exc)
     cause = exc.__cause__
     text = _first_line(str(exc))
     if isinstance(exc, HydraException) and isinstance(cause, OmegaConfBaseException):
@@ -175,9 +183,18 @@ def describe_error(exc: BaseException) -> str:
         return text + " (to sweep over it, add -m; to pass a list, write key=[a,b])"
     if cause is not None and _first_line(str(cause)):
         return f"{text}: {_first_line(str(cause))}"
-    if isinstance(exc, ValueError) and text.startswith("Config group override must be"):
+    return text
+
+
+def _override(exc: OverrideError) -> str:
+    """Hydra's own error (the cause), read as before it was wrapped."""
+    cause = exc.__cause__
+    if cause is None:
+        return _first_line(str(exc))
+    text = _first_line(str(cause))
+    if text.startswith("Config group override must be"):
         return (
             f"override: a config group takes the name of one of its options, not a value "
             f"({text.split('. ', 1)[-1]}); see stdp-run list GROUP"
         )
-    return text
+    return describe_error(cause)

@@ -13,60 +13,22 @@ checked against the factory's signature through :mod:`runner.registry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-class DType(Enum):
-    float32 = "float32"
-    float64 = "float64"
-
-
-class ProgressMode(Enum):
-    auto = "auto"
-    rich = "rich"
-    plain = "plain"
-    off = "off"
-
-
-class Accumulate(Enum):
-    sum = "sum"
-    mean = "mean"
-
-
-class InitKind(Enum):
-    uniform = "uniform"
-    constant = "constant"
-    normal = "normal"
-
-
-class LogLevel(Enum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-class ReadoutKind(Enum):
-    max_rate = "max_rate"
-
-
-class AssignFrom(Enum):
-    training = "training"
-    frozen = "frozen"
-
-
-class Holdout(Enum):
-    random = "random"
-    tail = "tail"
-
-
-class Direction(Enum):
-    maximize = "maximize"
-    minimize = "minimize"
+from runner.config.enums import (  # defined there, importable from here too
+    Accumulate,
+    AssignFrom,
+    Direction,
+    DType,
+    Holdout,
+    InitKind,
+    LogLevel,
+    ProgressMode,
+    ReadoutKind,
+)
 
 
 @dataclass
@@ -248,8 +210,8 @@ class LoggerConf:
 class ObjectiveConf:
     """The one number a run returns to a sweeper (e.g. Optuna): a final metric and its sense."""
 
-    metric: str = "accuracy"
-    direction: Direction = Direction.maximize
+    metric: str = "accuracy"  # a final metric (summary.json "metrics"), e.g. val_accuracy
+    direction: Direction = Direction.maximize  # maximize|minimize
 
 
 @dataclass
@@ -265,11 +227,12 @@ class ReadoutConf:
 
 @dataclass
 class StdpRunConfig:
-    """The root config (``conf/config.yaml`` on top of this schema)."""
+    """The root config (``conf/config.yaml`` on top of this schema; the defaults of the
+    top-level keys and of ``run`` are set here only)."""
 
     name: str = "default"  # experiment name, used in the output folder
     seed: int = 0
-    dtype: DType = DType.float32
+    dtype: DType = DType.float32  # float32|float64
     dt: float = 1.0  # ms
     device: DeviceConf = field(default_factory=DeviceConf)
     run: RunConf = field(default_factory=RunConf)
@@ -278,7 +241,7 @@ class StdpRunConfig:
     trainer: dict[str, TrainerConf] = field(default_factory=dict)
     logger: LoggerConf = field(default_factory=LoggerConf)
     readout: ReadoutConf | None = None
-    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)  # returned to a sweeper
 
 
 def compile_mode(value: Any) -> str:

@@ -8,7 +8,7 @@ Each cell's settings are the trainer's defaults with the cell's overrides applie
 from __future__ import annotations
 
 from runner.config.cells import cell_settings
-from runner.config.checks import check_positive_kwargs, check_range, lookup, passes, traits_of
+from runner.config.problems import check_positive_kwargs, check_range, lookup, passes, traits_of
 from runner.config.schema import StdpRunConfig, TrainerConf
 from runner.registry import CONNECTIONS, KERNELS, REDUCTIONS, TRAINERS, choices_text, did_you_mean
 from runner.traits import TrainerTraits

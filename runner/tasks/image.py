@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from runner.loop import Batch, Record
-from runner.tasks.common import Encoder, generator_state
+from runner.tasks.common import Encoder, generator_state, split_indices
+from runner.tasks.image_readout import readout_figures, readout_summary, score
 
 #: The learning-free phases and which samples each reads: training samples (``label``,
 #: ``monitor_label``), the held-out validation split (``eval``, ``monitor``) or the test split.
@@ -70,17 +71,7 @@ class ImageTask:
     ) -> None:
         total = images.shape[0]
         n_train = total - n_eval if n_train is None else n_train
-        if n_train < 1 or n_train + n_eval > total:
-            raise ValueError(
-                f"n_train={n_train} + n_eval={n_eval} must be between 1 and the {total} samples "
-                "of the data set"
-            )
-        if holdout == "tail":
-            order = torch.arange(total)
-            self.train_idx, self.eval_idx = order[:n_train], order[total - n_eval :]
-        else:
-            order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
-            self.train_idx, self.eval_idx = order[:n_train], order[n_train : n_train + n_eval]
+        self.train_idx, self.eval_idx = split_indices(total, n_train, n_eval, holdout, split_seed)
         self.images = images.reshape(total, -1).to(device)
         self.labels = labels.to(device)
         self.test_images = None if test_images is None else test_images.reshape(
@@ -248,46 +239,19 @@ class ImageTask:
     def _score(
         self, phase: str, classifier: Any, counts: Tensor, labels: Tensor, latency: Tensor | None
     ) -> dict[str, float]:
-        """Accuracies of ``phase`` (validation or test); the confusion matrix for the summary."""
-        from runner.core.readout import confusion_matrix
-
-        prefix = "test_" if phase == "test" else ""
-        predicted = classifier.predict(counts)
-        labels = labels.to(predicted.device)
-        metrics = {f"{prefix}accuracy": float((predicted == labels).float().mean())}
-        if latency is not None:
-            first = classifier.predict_first_spike(latency, counts)
-            metrics[f"{prefix}accuracy_ttfs"] = float((first == labels).float().mean())
-        matrix = confusion_matrix(predicted, labels, self.n_classes).cpu()
-        per_class = matrix.diagonal().double() / matrix.sum(dim=1).clamp_min(1).double()
-        self.reports["test" if phase == "test" else "validation"] = {
-            "samples": int(labels.shape[0]),
-            "per_class_accuracy": [round(float(x), 4) for x in per_class],
-            "confusion_matrix": matrix[:, : self.n_classes].tolist(),
-            "abstained": matrix[:, self.n_classes].tolist(),
-        }
+        """Accuracies of ``phase`` (validation or test); its report for the summary."""
+        metrics, report = score(phase, classifier, counts, labels, latency, self.n_classes)
+        self.reports["test" if phase == "test" else "validation"] = report
         return metrics
 
     # ---------------------------------------------------------------- summary and figures
     def summary(self) -> dict[str, Any]:
         """Extra entries of summary.json: per-class accuracy, confusion matrices, the curve."""
-        out: dict[str, Any] = {"readout": dict(self.reports)} if self.reports else {}
-        if self.curve:
-            out["accuracy_curve"] = [{"samples": n, "val_accuracy": a} for n, a in self.curve]
-        return out
+        return readout_summary(self.reports, self.curve)
 
     def write_figures(self, plot_dir: str | Path) -> list[Path]:
         """Confusion matrices of validation/test, and validation accuracy against samples seen."""
-        from runner.tasks.figures import plot_accuracy_curve, plot_confusion
-
-        plot_dir = Path(plot_dir)
-        written = [
-            plot_confusion(report, plot_dir / f"confusion_{name}.png", title=name)
-            for name, report in self.reports.items()
-        ]
-        if self.curve:
-            written.append(plot_accuracy_curve(self.curve, plot_dir / "accuracy_curve.png"))
-        return written
+        return readout_figures(self.reports, self.curve, Path(plot_dir))
 
     # ------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
