@@ -1,9 +1,10 @@
 """The replica section of ``scripts/bench.py``: R replicas in one stacked network against R solo
 networks stepped one after another (``runner.core.replicas``).
 
-    python scripts/bench.py --workloads replicas              # R = 1, 4, 16; eager and compiled
+    python scripts/bench.py --workloads replicas   # default: R = 1, 4, 16; mnist: R = 4, 16
 
-The default experiment's network at batch 1, replica r built with ``seed=r`` (its own initial
+The default experiment's network (64 x 100) and, in full runs, mnist_stdp_cpu's (784 x 100, its
+samples cut to 50 steps), at batch 1, replica r built with ``seed=r`` (its own initial
 weights and Poisson digits), trained through ``runner.loop.run_batch`` exactly as a run trains
 it. Timed in one process: one untimed batch (it compiles), then ``repeats`` timed batches of one
 digit (50 steps) each, stacked and solo alternating, median. Reported: replica-steps/s
@@ -21,9 +22,17 @@ from typing import Any
 
 REPLICAS = (1, 4, 16)
 QUICK_REPLICAS = (1, 2)
+#: experiment -> replica counts timed (full runs); quick runs time the default one only
+NETWORKS = {"default": REPLICAS, "mnist_stdp_cpu": (4, 16)}
+#: per-experiment overrides: mnist's samples cut to the default's 50 steps (the rate per step
+#: is what is compared; a full 350-step digit would make the eager solo side take minutes)
+OVERRIDES = {
+    "default": [],
+    "mnist_stdp_cpu": ["experiment=mnist_stdp_cpu", "run.steps_per_sample=50"],
+}
 
 
-def _experiments(n: int, quick: bool) -> list[Any]:
+def _experiments(n: int, quick: bool, name: str = "default") -> list[Any]:
     import torch
     from hydra import compose, initialize_config_module
 
@@ -34,7 +43,8 @@ def _experiments(n: int, quick: bool) -> list[Any]:
     out = []
     with initialize_config_module("runner.conf", version_base="1.3"):
         for r in range(n):
-            cfg = compose("config", overrides=[f"seed={r}", "device=cpu", *extra])
+            overrides = [*OVERRIDES[name], f"seed={r}", "device=cpu", *extra]
+            cfg = compose("config", overrides=overrides)
             out.append(build_experiment(cfg, device=torch.device("cpu"), dtype=torch.float32))
     return out
 
@@ -60,7 +70,20 @@ def _timer(nets: list[Any], exps: list[Any], batches: list[list[Any]], steps: An
 
 
 def measure(repeats: int, quick: bool) -> dict[str, Any]:
-    """replica-steps/s of stacked and solo networks for each R and compile mode."""
+    """replica-steps/s of stacked and solo networks for each network, R and compile mode."""
+    networks = {"default": QUICK_REPLICAS} if quick else NETWORKS
+    results: dict[str, Any] = {"repeats": repeats, "rows": []}
+    for name, sizes in networks.items():
+        part = _measure_network(name, sizes, repeats, quick)
+        results.setdefault("steps_per_batch", part["steps_per_batch"])
+        results["rows"] += part["rows"]
+    return results
+
+
+def _measure_network(
+    name: str, sizes: tuple[int, ...], repeats: int, quick: bool
+) -> dict[str, Any]:
+    """:func:`measure` for one experiment's network."""
     import copy
 
     import torch
@@ -68,11 +91,10 @@ def measure(repeats: int, quick: bool) -> dict[str, Any]:
     from runner.core.replicas import stack_networks
     from runner.loop import Batch
 
-    sizes = QUICK_REPLICAS if quick else REPLICAS
-    exps = _experiments(max(sizes), quick)
+    exps = _experiments(max(sizes), quick, name)
     per_exp = [list(e.task.batches("train", 0))[: repeats + 1] for e in exps]
     steps = int(per_exp[0][0].spikes.shape[0])
-    results: dict[str, Any] = {"steps_per_batch": steps, "repeats": repeats, "rows": []}
+    results: dict[str, Any] = {"steps_per_batch": steps, "rows": []}
     for compiled in (False, True):
         for r in sizes:
             torch._dynamo.reset()  # as make_step does for each run
@@ -93,7 +115,7 @@ def measure(repeats: int, quick: bool) -> dict[str, Any]:
             solo_s = _medians([p[1] for p in pairs])
             if compiled:  # one compiled solo network, counted r times
                 solo_s = (r * solo_s[0], r * solo_s[1])
-            row: dict[str, Any] = {"replicas": r, "compiled": compiled}
+            row: dict[str, Any] = {"network": name, "replicas": r, "compiled": compiled}
             for i, clock in enumerate(("", "cpu_")):
                 row[f"stacked_{clock}steps_per_s"] = r * steps / stacked_s[i]
                 row[f"solo_{clock}steps_per_s"] = r * steps / solo_s[i]
@@ -134,10 +156,17 @@ def print_table(result: dict[str, Any]) -> None:
         Console().print(f"[red]replicas: {result['error']}")
         return
     table = Table(
-        title=f"replicas of the default network at batch 1 ({result['steps_per_batch']} steps "
+        title=f"replicas of a network at batch 1 ({result['steps_per_batch']} steps "
         f"per batch, median of {result['repeats']}); replica-steps/s, wall clock [CPU time]"
     )
-    for col in ("R", "mode", "stacked wall [cpu]", "R solo in turn wall [cpu]", "speedup"):
+    for col in (
+        "network",
+        "R",
+        "mode",
+        "stacked wall [cpu]",
+        "R solo in turn wall [cpu]",
+        "speedup",
+    ):
         table.add_column(col, justify="right")
 
     def pair(row: dict[str, Any], key: str, spec: str) -> str:
@@ -145,6 +174,7 @@ def print_table(result: dict[str, Any]) -> None:
 
     for row in result["rows"]:
         table.add_row(
+            row.get("network", "default"),
             str(row["replicas"]),
             "compiled" if row["compiled"] else "eager",
             pair(row, "stacked_{}steps_per_s", ",.0f"),

@@ -21,6 +21,7 @@ from runner.build import build_network, typed
 from runner.config.compose import compose
 from runner.core.network import Network
 from runner.core.replicas import ReplicaMismatch, replica_parameters, stack_networks, write_back
+from runner.core.stacking import replica_matmul
 from runner.loop import make_step
 from runner.spec_config import experiment_spec
 
@@ -323,3 +324,22 @@ def test_stacked_cells_take_the_cached_path_where_solo_ones_would_separate(
         stacked.plan_batch(50, compiled=True)
     assert cell.path.name == "cached"
     assert "stacked replicas take the cached path" in caplog.text
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_compiled_replica_matmul_equals_bmm(rows: int) -> None:
+    """The compiled per-replica product (``baddbmm``, kept away from inductor's per-element bmm
+    loop) equals ``torch.bmm`` on spikes made from bools, at batch 1 and 2."""
+    gen = torch.Generator().manual_seed(3)
+    spikes = torch.rand((4, rows, 30), generator=gen) < 0.3
+    w_t = torch.rand((4, 30, 20), generator=gen, dtype=torch.float64)
+
+    def product(s: Tensor, w: Tensor) -> Tensor:
+        return replica_matmul(s.to(w.dtype) * 2.5, w)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(product, fullgraph=True, dynamic=False)(spikes, w_t)
+    expected = torch.bmm(spikes.to(torch.float64) * 2.5, w_t)
+    assert compiled.shape == (4, rows, 20)
+    torch.testing.assert_close(compiled, expected, rtol=1e-12, atol=1e-12)
+    assert torch.equal(product(spikes, w_t), expected)  # eager: bmm itself

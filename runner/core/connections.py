@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from runner.core.stacking import fold
+from runner.core.stacking import fold, replica_matmul
 
 
 def _check_args(n: int, dt: float, scale: float, batch_size: int) -> None:
@@ -164,7 +164,7 @@ class LateralConnection(_StatelessConnection):
         """Current ``(spikes * scale / dt) @ W.T`` (nA), shape ``[B, N]``."""
         if self.stacked:  # [R, B, N] @ [R, N, N]
             x = fold(self._drive(spikes), self.replicas)
-            return torch.bmm(x, self.weight.transpose(1, 2)).view(spikes.shape)
+            return replica_matmul(x, self.weight.transpose(1, 2)).view(spikes.shape)
         return self._drive(spikes) @ self.weight.t()
 
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from runner.core.ages import History, SpikeAges, SpikeBits
 from runner.core.delays import Lag, delay_lag
-from runner.core.stacking import fold
+from runner.core.stacking import fold, replica_matmul
 from runner.core.updater import ParameterUpdater
 
 
@@ -202,7 +202,7 @@ class DenseConnection(nn.Module):
             if self.training:  # ages feed learning only (a batch starts from rest anyway)
                 self._observe_pre(x != 0)
             if self.stacked:  # [R, B, I] @ [R, I, O]
-                out = torch.bmm(fold(x, self.replicas), self.weight.transpose(1, 2))
+                out = replica_matmul(fold(x, self.replicas), self.weight.transpose(1, 2))
                 return out.view(x.shape[0], self.n_out) * gain
             return (x @ self.weight.t()) * gain
         self.spikes.push(spikes)

@@ -46,6 +46,20 @@ def per_row(value: Tensor, rows: int) -> Tensor:
     return out.unsqueeze(1) if value.dim() == 1 else out
 
 
+def replica_matmul(x: Tensor, w_t: Tensor) -> Tensor:
+    """``x [R, B, I] @ w_t [R, I, O]`` per replica: ``torch.bmm``, or in a compiled step the
+    equal ``baddbmm`` with ``beta=0``.
+
+    Why: inductor turns a CPU bmm with one row per replica (batch 1) into a loop over ``[R, O]``
+    that reduces over ``I`` and recomputes ``x`` in every iteration; ``x`` made from bool spikes
+    costs a scalar mask conversion per element there (~10x slower than the product itself).
+    ``baddbmm`` is left to the BLAS kernel, which reads ``x`` stored once as numbers.
+    """
+    if torch.compiler.is_compiling():
+        return torch.baddbmm(x.new_zeros((1, 1, 1)), x, w_t, beta=0.0)
+    return torch.bmm(x, w_t)
+
+
 def fold(t: Tensor, replicas: int) -> Tensor:
     """``[R*B, ...]`` viewed as ``[R, B, ...]``."""
     return t.view(replicas, -1, *t.shape[1:])
