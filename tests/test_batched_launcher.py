@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -374,3 +375,23 @@ def test_the_launcher_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert set(data["results"]) == {"basic", "batched"}
     assert data["ratios"]["basic_over_batched"] > 0
     assert data["max_rel_diff"] == 0.0
+
+
+def test_hydra_finds_the_batched_launcher_from_any_folder(tmp_path: Path) -> None:
+    # An editable install reaches hydra_plugins/ through setuptools' import hook, which Hydra's
+    # plugin scan (pkgutil over hydra_plugins.__path__) cannot list: outside the checkout,
+    # `stdp-run -m hydra/launcher=batched` said "unknown option 'batched'" until the schema
+    # put the folder on the namespace path.
+    script = (
+        "import runner.config.schema\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.launcher import Launcher\n"
+        "print(sorted(c.__name__ for c in Plugins.instance().discover(Launcher)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "BatchedLauncher" in done.stdout

@@ -13,6 +13,7 @@ checked against the factory's signature through :mod:`runner.registry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -255,8 +256,27 @@ SCHEMA_NAME = "stdp_run_schema"
 
 
 def register_configs() -> None:
-    """Store the schema in the ConfigStore (idempotent)."""
+    """Store the schema in the ConfigStore (idempotent) and make the bundled Hydra plugins
+    (``hydra/launcher=batched``) discoverable."""
     ConfigStore.instance().store(name=SCHEMA_NAME, node=StdpRunConfig)
+    expose_bundled_plugins()
+
+
+def expose_bundled_plugins() -> None:
+    """Put this checkout's ``hydra_plugins`` folder on the ``hydra_plugins`` namespace path.
+
+    Hydra finds plugins by walking ``hydra_plugins.__path__`` with :mod:`pkgutil`. An installed
+    wheel puts ``hydra_plugins/stdp_run_batched`` in site-packages, where the walk finds it; an
+    editable install (``pip install -e .``) reaches it only through setuptools' import hook, which
+    the walk cannot list, so Hydra would not know ``hydra/launcher=batched``. Adding the folder
+    itself (once, before Hydra's first scan) fixes that and changes nothing for a wheel.
+    """
+    import hydra_plugins
+
+    bundled = Path(__file__).resolve().parents[2] / "hydra_plugins"
+    path = hydra_plugins.__path__
+    if (bundled / "stdp_run_batched").is_dir() and str(bundled) not in list(path):
+        path.append(str(bundled))
 
 
 register_configs()
