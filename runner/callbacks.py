@@ -35,8 +35,6 @@ class RunCallbacks(Callbacks):
         self.runtime, self.network, self.task, self.progress = runtime, network, task, progress
         self.checkpoint_every = checkpoint_every
         self.last: dict[str, float] = {}
-        self._steps = 0  # training steps at the previous batch end (for steps/s)
-        self._excluded = 0.0  # compile and evaluation seconds at the previous batch end
 
     def on_metrics(self, state: LoopState, metrics: dict[str, float]) -> None:
         self.last = metrics
@@ -57,18 +55,12 @@ class RunCallbacks(Callbacks):
     def on_train_start(self, state: LoopState) -> None:
         # the rate counts from here: building the step and the learning-free phases are not
         # simulation of the training batches
-        self.progress.restart_clock()
-        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
+        self.progress.follow(state)
 
     def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
         if phase != "train":
             return
-        steps = state.train_steps - self._steps
-        excluded = state.compile_s + state.eval_s
-        self.progress.advance(
-            metrics=self.last, steps=steps, exclude_s=excluded - self._excluded
-        )  # fmt: skip
-        self._steps, self._excluded = state.train_steps, excluded
+        self.progress.advance_loop(state, self.last)
         if self.checkpoint_every > 0 and state.batch % self.checkpoint_every == 0:
             state.wall_s = self.runtime.wall_s()
             save_checkpoint(self.runtime.run_dir, self.network, self.task, state)

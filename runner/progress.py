@@ -100,6 +100,7 @@ class Progress:
         self.metrics: dict[str, Any] = {}
         self._t0 = time.perf_counter()
         self._excluded = 0.0
+        self._seen: tuple[int, float] = (0, 0.0)  # the loop's counters at the last batch end
         self._bar: Any = None
         self._epoch_task: Any = None
         self._batch_task: Any = None
@@ -144,6 +145,21 @@ class Progress:
     def restart_clock(self) -> None:
         """Count steps per second from now (the training batches begin)."""
         self._t0, self._excluded, self.steps = time.perf_counter(), 0.0, 0
+
+    def follow(self, state: Any) -> None:
+        """Count steps per second from now, reading the loop's ``state`` (its training steps,
+        compile and evaluation seconds) at each :meth:`advance_loop`."""
+        self.restart_clock()
+        self._seen = (state.train_steps, state.compile_s + state.eval_s)
+
+    def advance_loop(self, state: Any, metrics: Mapping[str, Any] | None = None) -> None:
+        """One training batch done: the steps and the non-simulation seconds (compiling,
+        evaluating) that ``state`` added since the last call."""
+        steps, excluded = state.train_steps, state.compile_s + state.eval_s
+        self.advance(
+            metrics=metrics, steps=steps - self._seen[0], exclude_s=excluded - self._seen[1]
+        )
+        self._seen = (steps, excluded)
 
     def start_epoch(self, epoch: int, batch: int = 0) -> None:
         """Begin epoch ``epoch`` (0-based) at ``batch`` (non-zero when resuming)."""

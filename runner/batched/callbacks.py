@@ -25,8 +25,6 @@ class GroupCallbacks(Callbacks):
         sync: Callable[[], None],
     ) -> None:
         self.jobs, self.progress, self.failed, self.sync = list(jobs), progress, failed, sync
-        self._steps = 0
-        self._excluded = 0.0
         self.last: dict[str, float] = {}
 
     def _each(
@@ -47,18 +45,12 @@ class GroupCallbacks(Callbacks):
             job.on_monitor(view, part)
 
     def on_train_start(self, state: LoopState) -> None:
-        self.progress.restart_clock()
-        self._steps, self._excluded = state.train_steps, state.compile_s + state.eval_s
+        self.progress.follow(state)
 
     def on_batch_end(self, state: LoopState, phase: str, n_batches: int | None) -> None:
         if phase != "train":
             return
-        excluded = state.compile_s + state.eval_s
-        self.progress.advance(
-            metrics=self.last, steps=state.train_steps - self._steps,
-            exclude_s=excluded - self._excluded,
-        )  # fmt: skip
-        self._steps, self._excluded = state.train_steps, excluded
+        self.progress.advance_loop(state, self.last)
         if any(j.checkpoint_every > 0 and state.batch % j.checkpoint_every == 0 for j in self.jobs):
             self.sync()  # the jobs' checkpoints read their own networks
             for job, view, _ in self._each(state):
