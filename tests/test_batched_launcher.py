@@ -153,6 +153,7 @@ def test_metrics_are_tagged_and_split_per_replica() -> None:
 def _sweep(cli: Callable, folder: Path, *overrides: str, batched: bool) -> tuple[int, list[Path]]:
     launcher = ("hydra/launcher=batched",) if batched else ()
     result = cli("-m", *launcher, *TINY, *overrides, f"hydra.sweep.dir={folder}")
+    assert folder.is_dir(), f"the sweep never started (exit {result.exit_code}):\n{result.output}"
     return result.exit_code, _jobs(folder)
 
 
@@ -212,6 +213,7 @@ def test_batched_sweep_equals_the_basic_launcher_bit_for_bit_in_float64(
     assert summary["metrics"]["accuracy"] == alone["metrics"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_batched_sweep_equals_the_basic_launcher_in_float32(cli: Callable, tmp_path: Path) -> None:
     grid = ("seed=2", f"{LR}=8e-4", "network.populations.exc.params.thresh_v=-52,-51")
     _, basic = _sweep(cli, tmp_path / "basic", *grid, batched=False)
@@ -381,9 +383,12 @@ def test_hydra_finds_the_batched_launcher_from_any_folder(tmp_path: Path) -> Non
     # An editable install reaches hydra_plugins/ through setuptools' import hook, which Hydra's
     # plugin scan (pkgutil over hydra_plugins.__path__) cannot list: outside the checkout,
     # `stdp-run -m hydra/launcher=batched` said "unknown option 'batched'" until the schema
-    # put the folder on the namespace path.
+    # put the folder on the namespace path. An entry put into hydra_plugins.__path__ itself was
+    # dropped whenever sys.path changed before Hydra's scan (pytest's collection did, in CI).
     script = (
+        "import sys\n"
         "import runner.config.schema\n"
+        "sys.path.insert(0, 'elsewhere')\n"
         "from hydra.core.plugins import Plugins\n"
         "from hydra.plugins.launcher import Launcher\n"
         "print(sorted(c.__name__ for c in Plugins.instance().discover(Launcher)))\n"

@@ -21,6 +21,7 @@ LR = "trainer.weight.kernel_post.kwargs.learning_rate"
 # -- validate -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_validate_all_lists_absent_data_and_exits_0(cli, monkeypatch) -> None:
     monkeypatch.delenv("STDP_RUN_MNIST", raising=False)
     result = cli("validate", "--all")

@@ -64,6 +64,7 @@ def _assert_same(weights: dict[str, torch.Tensor], run_dir: Path) -> None:
         assert torch.equal(got[key], weights[key]), key
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_equals_uninterrupted(tmp_path: Path, uninterrupted) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     proc = _start("hydra.run.dir=run", *RUN, cwd=tmp_path)

@@ -12,6 +12,7 @@ checked against the factory's signature through :mod:`runner.registry`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,20 +264,20 @@ def register_configs() -> None:
 
 
 def expose_bundled_plugins() -> None:
-    """Put this checkout's ``hydra_plugins`` folder on the ``hydra_plugins`` namespace path.
+    """Let Hydra's plugin scan see this checkout's ``hydra_plugins`` folder.
 
     Hydra finds plugins by walking ``hydra_plugins.__path__`` with :mod:`pkgutil`. An installed
     wheel puts ``hydra_plugins/stdp_run_batched`` in site-packages, where the walk finds it; an
     editable install (``pip install -e .``) reaches it only through setuptools' import hook, which
-    the walk cannot list, so Hydra would not know ``hydra/launcher=batched``. Adding the folder
-    itself (once, before Hydra's first scan) fixes that and changes nothing for a wheel.
+    the walk cannot list, so Hydra would not know ``hydra/launcher=batched``. Appending the
+    checkout to the *end* of ``sys.path`` (what ``setup.py develop`` always did) fixes that for
+    good: the namespace path is recomputed from ``sys.path`` whenever it changes, so an entry
+    added to ``hydra_plugins.__path__`` itself would be dropped at the next change. Nothing
+    changes for a wheel, whose folder is already on ``sys.path``.
     """
-    import hydra_plugins
-
-    bundled = Path(__file__).resolve().parents[2] / "hydra_plugins"
-    path = hydra_plugins.__path__
-    if (bundled / "stdp_run_batched").is_dir() and str(bundled) not in list(path):
-        path.append(str(bundled))
+    root = str(Path(__file__).resolve().parents[2])
+    if (Path(root) / "hydra_plugins" / "stdp_run_batched").is_dir() and root not in sys.path:
+        sys.path.append(root)
 
 
 register_configs()
