@@ -4,6 +4,7 @@ what it needs (the inductor cache folder, the trained-synapse count that sizes i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -28,6 +29,13 @@ def inductor_cache_dir() -> str:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "stdp-run", "torchinductor")
     return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def _device_type(network: Network) -> str:
+    """Where the network's tensors live (``cpu``, ``cuda``)."""
+    for tensor in itertools.chain(network.parameters(), network.buffers()):
+        return tensor.device.type
+    return "cpu"
 
 
 def synchronize(network: Network) -> None:
@@ -57,6 +65,12 @@ class CompiledStep:
         # than ``realize_reads_threshold`` readers; the ages and spikes of a step are read by
         # per-synapse loops, where recomputing them (mask loads) costs more than storing them.
         options: dict[str, Any] = {"realize_reads_threshold": 1}
+        # On the CPU the graph's wrapper (the code that calls its kernels) is C++ rather than
+        # Python: the same kernels and numbers, less fixed cost per call (the default run's
+        # 9,000 calls: 10-19 % more steps/s, ~1.2 s less start to exit with a warm cache; a
+        # cold compile takes ~16 s longer, once per machine and network shape).
+        if _device_type(network) == "cpu":
+            options["cpp_wrapper"] = True
         self._step = torch.compile(self._one, fullgraph=True, dynamic=False, options=options)
         self._chunk = torch.compile(self._many, fullgraph=True, dynamic=False, options=options)
 
