@@ -66,9 +66,9 @@ class CompiledStep:
         # per-synapse loops, where recomputing them (mask loads) costs more than storing them.
         options: dict[str, Any] = {"realize_reads_threshold": 1}
         # On the CPU the graph's wrapper (the code that calls its kernels) is C++ rather than
-        # Python: the same kernels and numbers, less fixed cost per call (the default run's
-        # 9,000 calls: 10-19 % more steps/s, ~1.2 s less start to exit with a warm cache; a
-        # cold compile takes ~16 s longer, once per machine and network shape).
+        # Python: the same kernels and numbers, less fixed cost per call. Alternating runs of
+        # the default experiment (9,000 calls): 25 % more training steps/s, 2.7 s (11 %) less
+        # start to exit with a warm cache, weights bit-identical (docs/PERFORMANCE.md).
         if _device_type(network) == "cpu":
             options["cpp_wrapper"] = True
         self._step = torch.compile(self._one, fullgraph=True, dynamic=False, options=options)

@@ -148,6 +148,23 @@ def test_the_plan_carries_the_chunk_size_to_the_compiled_step() -> None:
     assert _build("run.compile=false").plan.steps_per_call is None
 
 
+def test_the_compiled_step_asks_for_the_cpp_wrapper_on_the_cpu(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The C++ wrapper is what made the default run 11 % shorter (docs/PERFORMANCE.md); its
+    # numbers are those of the Python wrapper (test_compiled_chunks_match_eager, the replica
+    # tests compare compiled steps with eager ones).
+    seen: list[dict[str, Any]] = []
+
+    def capture(fn, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("options") or {})
+        return fn
+
+    monkeypatch.setattr(torch, "compile", capture)
+    exp = _build("run.compile=true")
+    loop_module.make_step(exp.network, compile=True, steps_per_call=5)
+    assert len(seen) == 2 and all(o.get("cpp_wrapper") is True for o in seen)
+    assert all(o.get("realize_reads_threshold") == 1 for o in seen)
+
+
 def test_first_spike_readout_picks_the_earliest_assigned_neuron() -> None:
     clf = MaxRateClassifier(4, 3)
     clf.assignments.copy_(torch.tensor([0, 1, 2, -1]))
