@@ -89,20 +89,8 @@ def trainer_spec(name: str, trainer: TrainerConf) -> TrainerSpec:
         delayed=trainer.delayed,
         interp_tolerance=float(trainer.interp_tolerance),
     )
-    cells = []
-    for conn in trainer.cells:
-        s = cell_settings(trainer, conn)
-        rule = RuleSpec(
-            kernel_post=s.kernel_post,
-            kernel_post_kwargs=s.kernel_post_kwargs,
-            kernel_pre=s.kernel_pre,
-            kernel_pre_kwargs=s.kernel_pre_kwargs,
-            batch_reduction=s.batch_reduction,
-            delayed=s.delayed,
-            interp_tolerance=float(s.interp_tolerance),
-        )
-        cells.append(CellSpec(conn, rule))
-    return TrainerSpec(name, trainer.kind, defaults, tuple(cells))
+    cells = tuple(CellSpec(conn, cell_settings(trainer, conn).rule()) for conn in trainer.cells)
+    return TrainerSpec(name, trainer.kind, defaults, cells)
 
 
 def network_spec(cfg: StdpRunConfig) -> NetworkSpec:

@@ -8,24 +8,23 @@ trainer's (``{kwargs: {learning_rate: 1e-3}}`` changes one kwarg and keeps the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 from runner.config.schema import KernelConf, KernelOverride, TrainerConf
+from runner.spec import RuleSpec
 
 
-@dataclass
-class CellSettings:
-    """Everything a trainer needs for one cell, as registry names and plain values."""
+@dataclass(frozen=True)
+class CellSettings(RuleSpec):
+    """A cell's learning rule (registry names and plain values), and which of its fields the
+    cell's override set (the validation reports a problem at the key the user wrote)."""
 
-    kernel_post: str
-    kernel_post_kwargs: dict[str, Any]
-    kernel_pre: str
-    kernel_pre_kwargs: dict[str, Any]
-    batch_reduction: str
-    delayed: bool = False
-    interp_tolerance: float = 0.0
-    overridden: set[str] = field(default_factory=set)  # fields set by the cell override
+    overridden: frozenset[str] = frozenset()
+
+    def rule(self) -> RuleSpec:
+        """The settings alone, as the typed spec holds them."""
+        return RuleSpec(**{f.name: getattr(self, f.name) for f in fields(RuleSpec)})
 
 
 def _overrides(over: KernelOverride) -> bool:
@@ -60,8 +59,8 @@ def cell_settings(trainer: TrainerConf, cell: str) -> CellSettings:
         kernel_pre_kwargs=pre_kw,
         batch_reduction=over.batch_reduction or trainer.batch_reduction,
         delayed=trainer.delayed if over.delayed is None else over.delayed,
-        interp_tolerance=(
+        interp_tolerance=float(
             trainer.interp_tolerance if over.interp_tolerance is None else over.interp_tolerance
         ),
-        overridden=overridden,
+        overridden=frozenset(overridden),
     )
