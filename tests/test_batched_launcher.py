@@ -211,6 +211,31 @@ def test_batched_sweep_equals_the_basic_launcher_bit_for_bit_in_float64(
     assert summary["accuracy_curve"] == alone["accuracy_curve"]  # monitors every 2 samples
     assert [p["samples"] for p in summary["accuracy_curve"]] == [2, 4]
     assert summary["metrics"]["accuracy"] == alone["metrics"]["accuracy"]
+    assert "not bit for bit" not in log  # one mode (run.compile=false) for both launchers
+
+
+def test_a_group_run_in_another_mode_than_its_jobs_alone_says_so(
+    cli: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.compile=auto weighs a group's work, not a job's: where the choice differs from a
+    job's own, compiled and eager rounding differ, and the log says the jobs then match their
+    separate runs to rounding only."""
+    import runner.build
+    from runner.compile_policy import CompileChoice
+
+    smallest: list[int] = []
+
+    def alone_compiles(mode: str, *, synapse_samples: int, **_: object) -> CompileChoice:
+        smallest.append(min([synapse_samples, *smallest]))
+        return CompileChoice(synapse_samples <= smallest[-1], f"a test policy ({mode})")
+
+    # each job alone would compile; the stacked pair (twice the synapses) runs eager
+    monkeypatch.setattr(runner.build, "choose_compile", alone_compiles)
+    code, jobs = _sweep(cli, tmp_path / "s", "run.compile=auto", "seed=0,1", batched=True)
+    assert code == 0
+    log = (jobs[1] / "stdp_run.log").read_text()
+    assert "the group runs eager where each job alone would run compiled" in log
+    assert "run.compile=true or false makes them equal" in log
 
 
 @pytest.mark.slow

@@ -150,8 +150,12 @@ def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
         spec = experiment_spec(config)
         choice = compile_choice(spec, stacked, task)
         steps = chunk_steps(spec.plan, stacked, task) if choice.compile else None
+        alone = plan.compile
         plan = dataclasses.replace(plan, compile=choice.compile, steps_per_call=steps)
         log.info("%s: %s", label, choice.reason)
+        note = mode_mismatch(alone=alone, together=choice.compile)
+        if note:
+            log.info("%s: %s", label, note)
     progress = Progress(
         config.run.progress.value,
         epochs=config.run.epochs,
@@ -188,6 +192,19 @@ def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
             _interrupted(member, job_state(state, r, count), stop.signum)
         else:
             _record(member, job_state(state, r, count))
+
+
+def mode_mismatch(*, alone: bool, together: bool) -> str | None:
+    """The line logged when ``run.compile=auto`` compiles a group but would run each job alone
+    eagerly (or the reverse): compiled and eager steps round differently, so the jobs then
+    equal their separate runs to rounding only, not bit for bit."""
+    if alone == together:
+        return None
+    mode, other = ("compiled", "eager") if together else ("eager", "compiled")
+    return (
+        f"the group runs {mode} where each job alone would run {other}: weights agree with "
+        f"separate runs to rounding, not bit for bit (run.compile=true or false makes them equal)"
+    )
 
 
 def _interrupted(member: Member, state: LoopState, signum: int) -> None:
