@@ -9,16 +9,20 @@ The engine never sees a config: everything is plain Python values.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from runner import registry
+from runner import __version__, registry
 from runner.build_task import EVAL_BATCH, build_task, eval_batch_size
 from runner.compile_policy import CompileChoice, choose_compile, steps_per_call
+from runner.compiled_step import step_cached
 from runner.config.schema import StdpRunConfig
 from runner.core.hooks import NormalizeL1
 from runner.core.network import Network
@@ -127,13 +131,37 @@ def learns_delays(spec: NetworkSpec, network: Network) -> bool:
     )
 
 
-def compile_choice(spec: ExperimentSpec, network: Network, task: Task) -> CompileChoice:
-    """``run.compile`` (auto|true|false) resolved for this network and run length."""
+def step_key(
+    specs: Sequence[ExperimentSpec],
+    *,
+    steps_per_call: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> str:
+    """A name for the compiled step of these networks (one, or the replicas of a group): a hash
+    of what its graph depends on, the network specs (their numbers are constants of the graph;
+    the seed aside, which draws only initial values), when updates apply, the steps per call,
+    dtype, device and the versions of torch and stdp-run. ``run.compile=auto`` counts a warm
+    compilation for a key that compiled before (:func:`runner.compiled_step.step_cached`)."""
+    shapes = tuple(dataclasses.replace(s.network, seed=0) for s in specs)
+    text = repr(
+        (shapes, [s.plan.update_every for s in specs], steps_per_call, str(dtype), device.type,
+         torch.__version__, __version__)
+    )  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def compile_choice(
+    spec: ExperimentSpec, network: Network, task: Task, key: str | None = None
+) -> CompileChoice:
+    """``run.compile`` (auto|true|false) resolved for this network and run length (``key``: the
+    step's :func:`step_key`, whose compilation is cheap when it compiled before)."""
     return choose_compile(
         spec.plan.compile,
         train_steps=train_steps(spec.plan, task),
         synapse_samples=trained_synapses(network),
         delays=learns_delays(spec.network, network),
+        cached=step_cached(key),
     )
 
 
@@ -163,7 +191,9 @@ def build_experiment(
     spec = cfg if isinstance(cfg, ExperimentSpec) else experiment_spec(typed(cfg))
     network = build_network(spec.network, device=device, dtype=dtype)
     task = build_task(spec.task, network, device=device, dtype=dtype)
-    choice = compile_choice(spec, network, task)
+    steps = chunk_steps(spec.plan, network, task)
+    key = step_key([spec], steps_per_call=steps, dtype=dtype, device=device)
+    choice = compile_choice(spec, network, task, key)
     log.info("%s", choice.reason)
     phases = getattr(task, "eval_phases", None)  # tasks without the attribute: "eval" if n_eval
     plan = LoopPlan(
@@ -173,6 +203,7 @@ def build_experiment(
         eval_each_epoch=bool(phases) if phases is not None else spec.plan.n_eval > 0,
         compile=choice.compile,
         eval_every=spec.plan.eval_every,
-        steps_per_call=chunk_steps(spec.plan, network, task) if choice.compile else None,
+        steps_per_call=steps if choice.compile else None,
+        step_key=key if choice.compile else None,
     )
     return Experiment(network, task, plan)

@@ -20,6 +20,10 @@ EAGER = {"overhead": 0.70e-3, "synapse": 10e-9, "synapse_delays": 37e-9}
 COMPILED = {"overhead": 0.035e-3, "synapse": 1.5e-9, "synapse_delays": 6.5e-9}
 #: a cold compilation of the step (seconds); a warm cache makes it a few seconds
 COLD_COMPILE_S = 30.0
+#: compiling a step that compiled before, from the warm inductor cache (seconds): tracing it
+#: again, loading its code, importing dynamo and inductor; 4-7 s for the shipped presets on the
+#: CPU (``compile_s`` in summary.json, docs/EXPERIMENTS.md)
+WARM_COMPILE_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -37,18 +41,21 @@ def step_seconds(costs: dict[str, float], synapse_samples: int, delays: bool) ->
 
 
 def choose_compile(
-    mode: str, *, train_steps: int, synapse_samples: int, delays: bool
+    mode: str, *, train_steps: int, synapse_samples: int, delays: bool, cached: bool = False
 ) -> CompileChoice:
     """``mode`` ``true``/``false`` as given; ``auto``: compile when the estimated eager time of
-    the ``train_steps`` training steps exceeds the compiled time plus a cold compilation."""
+    the ``train_steps`` training steps exceeds the compiled time plus the compilation: a cold
+    one, or with ``cached`` (the same step compiled before) one from the warm cache."""
     if mode in ("true", "false"):
         return CompileChoice(mode == "true", f"run.compile={mode}")
+    compile_s = WARM_COMPILE_S if cached else COLD_COMPILE_S
     eager = train_steps * step_seconds(EAGER, synapse_samples, delays)
-    compiled = COLD_COMPILE_S + train_steps * step_seconds(COMPILED, synapse_samples, delays)
+    compiled = compile_s + train_steps * step_seconds(COMPILED, synapse_samples, delays)
     verdict = "compiling the step" if compiled < eager else "eager step"
     reason = (
         f"run.compile=auto: {verdict} ({train_steps:,} training steps: about {eager:.0f} s "
-        f"eager against {compiled:.0f} s compiled, {COLD_COMPILE_S:.0f} s of it compiling)"
+        f"eager against {compiled:.0f} s compiled, {compile_s:.0f} s of it compiling"
+        f"{' from the cache' if cached else ''})"
     )
     return CompileChoice(compiled < eager, reason)
 

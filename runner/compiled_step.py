@@ -31,6 +31,27 @@ def inductor_cache_dir() -> str:
     return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
+def _marker(key: str) -> str:
+    return os.path.join(inductor_cache_dir(), "stdp-run-steps", key)
+
+
+def step_cached(key: str | None) -> bool:
+    """Whether the step of ``key`` (``runner.build.step_key``) compiled before into the inductor
+    cache: a marker file beside the cache, written after its first compilation (deleting the
+    cache deletes the markers). A wrong answer costs time, never a result."""
+    return key is not None and os.path.exists(_marker(key))
+
+
+def mark_step_cached(key: str) -> None:
+    """Record that the step of ``key`` compiled into the inductor cache (best effort)."""
+    try:
+        os.makedirs(os.path.dirname(_marker(key)), exist_ok=True)
+        with open(_marker(key), "a", encoding="ascii"):
+            pass
+    except OSError:
+        log.debug("could not mark step %s as cached", key)
+
+
 def _device(network: Network) -> torch.device:
     """Where the network's tensors live (the CPU for a network without any)."""
     for tensor in itertools.chain(network.parameters(), network.buffers()):
@@ -55,9 +76,10 @@ class CompiledStep:
     caches are rebuilt eagerly before each call, so the graphs never branch on them.
     """
 
-    def __init__(self, network: Network, steps_per_call: int) -> None:
+    def __init__(self, network: Network, steps_per_call: int, key: str | None = None) -> None:
         self.network = network
         self.steps_per_call = steps_per_call
+        self.key = key  # marked cached after the first compilation (``run.compile=auto`` reads it)
         #: seconds spent in calls that compiled a graph (the first call of each specialisation)
         self.compile_s = 0.0
         self._seen: set[tuple[Any, ...]] = set()
@@ -130,6 +152,8 @@ class CompiledStep:
         synchronize(self.network)
         self.compile_s += time.perf_counter() - start
         self._seen.add(key)
+        if self.key is not None:
+            mark_step_cached(self.key)
 
 
 def trained_synapses(network: Network) -> int:

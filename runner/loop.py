@@ -49,7 +49,11 @@ log = logging.getLogger("runner.loop")
 
 
 def make_step(
-    network: Network, *, compile: bool = False, steps_per_call: int | None = None
+    network: Network,
+    *,
+    compile: bool = False,
+    steps_per_call: int | None = None,
+    key: str | None = None,
 ) -> StepFn:
     """One network step plus (when ``apply``) the application of the accumulated updates.
 
@@ -57,7 +61,8 @@ def make_step(
     which fuses the per-synapse learning arithmetic into a few loops, and :func:`run_batch` runs
     ``steps_per_call`` steps per compiled call (default: ``MAX_STEPS_PER_CALL`` for small
     networks, 1 otherwise; unrolling k steps makes the first compilation about k times longer;
-    :func:`runner.compile_policy.steps_per_call` weighs the two for a run).
+    :func:`runner.compile_policy.steps_per_call` weighs the two for a run). ``key`` names the
+    step for ``run.compile=auto`` (:func:`runner.compiled_step.step_cached`).
     """
 
     if not compile:
@@ -69,7 +74,7 @@ def make_step(
     if steps_per_call is None:
         small = trained_synapses(network) <= MAX_CHUNKED_SYNAPSES
         steps_per_call = MAX_STEPS_PER_CALL if small else 1
-    return CompiledStep(network, max(int(steps_per_call), 1))
+    return CompiledStep(network, max(int(steps_per_call), 1), key=key)
 
 
 def samples_per_replica(network: Network, batch: Batch) -> int:
@@ -135,7 +140,9 @@ def run_loop(
     probe = probe or MetricProbe(network)
     guard = guard or FiniteGuard(network)
     activity = ActivityWatch(network, tuple(task.watch))
-    step = make_step(network, compile=plan.compile, steps_per_call=plan.steps_per_call)
+    step = make_step(
+        network, compile=plan.compile, steps_per_call=plan.steps_per_call, key=plan.step_key
+    )
     clock = TrainClock(network, step)
     monitor_phases: tuple[str, ...] = tuple(getattr(task, "monitor_phases", ()))
     if plan.eval_every > 0 and monitor_phases and state.next_monitor <= state.samples:

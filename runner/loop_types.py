@@ -60,6 +60,7 @@ class LoopPlan:
     compile: bool = False
     eval_every: int = 0  # training samples between the task's monitor phases (0 = never)
     steps_per_call: int | None = None  # steps per compiled call (None: make_step's default)
+    step_key: str | None = None  # what the compiled step depends on (runner.build.step_key)
 
 
 StepFn = Callable[[dict[str, Tensor], bool], None]

@@ -12,10 +12,12 @@ from hydra import compose, initialize_config_module
 
 import runner.config.schema  # noqa: F401  (registers the schema)
 from runner import loop as loop_module
-from runner.build import build_experiment
+from runner.build import build_experiment, chunk_steps, step_key, typed
 from runner.compile_policy import choose_compile, steps_per_call
+from runner.compiled_step import step_cached
 from runner.core.readout import MaxRateClassifier, confusion_matrix
 from runner.loop import CompiledStep, run_loop
+from runner.spec_config import experiment_spec
 from runner.tasks import ImageTask
 
 SMALL = [
@@ -41,8 +43,8 @@ class SlowFirstCall(CompiledStep):
     delay = 0.4
     sleeps = 0
 
-    def __init__(self, network: Any, steps_per_call: int) -> None:
-        super().__init__(network, steps_per_call)
+    def __init__(self, network: Any, steps_per_call: int, key: str | None = None) -> None:
+        super().__init__(network, steps_per_call)  # compiles nothing, so marks no key cached
 
         def slow(fn: Any) -> Any:
             def call(*args: Any) -> None:
@@ -109,6 +111,59 @@ def test_explicit_compile_modes_win() -> None:
     for mode, expected in (("true", True), ("false", False)):
         choice = choose_compile(mode, train_steps=1, synapse_samples=1, delays=False)
         assert choice.compile is expected
+
+
+def test_auto_counts_a_warm_compile_for_a_step_that_compiled_before() -> None:
+    # 20,000 steps of the 8x8 network: 15 s eager, less than a cold compile, more than a warm one
+    args: dict[str, Any] = {"train_steps": 20_000, "synapse_samples": 6_400, "delays": False}
+    cold = choose_compile("auto", **args)
+    warm = choose_compile("auto", **args, cached=True)
+    assert (cold.compile, warm.compile) == (False, True)
+    assert "from the cache" in warm.reason and "from the cache" not in cold.reason
+
+
+def _spec(*extra: str) -> Any:
+    with initialize_config_module("runner.conf", version_base="1.3"):
+        return experiment_spec(typed(compose("config", overrides=[*SMALL, *extra])))
+
+
+def _key(*extra: str, steps: int = 5, dtype: torch.dtype = torch.float32) -> str:
+    return step_key([_spec(*extra)], steps_per_call=steps, dtype=dtype, device=torch.device("cpu"))
+
+
+def test_the_step_key_ignores_the_seed_and_names_what_shapes_the_graph() -> None:
+    base = _key()
+    assert _key("seed=3") == base  # the seed draws initial values only
+    for change in (
+        "trainer.weight.kernel_post.kwargs.learning_rate=2e-3",  # a constant of the graph
+        "run.batch_size=4",
+        "network.populations.exc.size=50",
+        "run.update_every=2",
+    ):
+        assert _key(change) != base, change
+    assert _key(steps=10) != base
+    assert _key(dtype=torch.float64) != base
+
+
+def test_a_compiled_step_marks_its_key_and_auto_then_compiles_short_runs(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    short = ("run.compile=auto", "run.batch_size=1", "run.steps_per_sample=50", "run.n_train=400")
+    exp = _build(*short)  # 20,000 steps: eager unless the step's compilation is cached
+    assert exp.plan.compile is False and exp.plan.step_key is None
+    spec = _spec(*short)
+    steps = chunk_steps(spec.plan, exp.network, exp.task)
+    key = step_key([spec], steps_per_call=steps, dtype=torch.float32, device=torch.device("cpu"))
+    assert not step_cached(key)
+    CompiledStep(exp.network, steps, key=key)._timed(("first",), lambda: None)  # a first call
+    assert step_cached(key)
+    again = _build(*short)
+    assert again.plan.compile is True and again.plan.step_key == key
+    assert _build(*short, "seed=5").plan.compile is True  # the same step
+    assert (
+        _build(*short, "trainer.weight.kernel_post.kwargs.learning_rate=2e-3").plan.compile is False
+    )
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def run_group(
 
 
 def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
-    from runner.build import chunk_steps, compile_choice
+    from runner.build import chunk_steps, compile_choice, step_key
     from runner.loop import run_loop
     from runner.spec_config import experiment_spec
 
@@ -148,10 +148,19 @@ def _simulate(stacked: Any, members: Sequence[Member], *, label: str) -> None:
     plan = first.experiment.plan
     if count > 1:  # compile where it pays for the whole group
         spec = experiment_spec(config)
-        choice = compile_choice(spec, stacked, task)
-        steps = chunk_steps(spec.plan, stacked, task) if choice.compile else None
+        steps = chunk_steps(spec.plan, stacked, task)
+        specs = [experiment_spec(m.runtime.config) for m in members if m.runtime is not None]
+        key = step_key(
+            specs, steps_per_call=steps, dtype=first.runtime.dtype, device=first.runtime.device
+        )
+        choice = compile_choice(spec, stacked, task, key)
         alone = plan.compile
-        plan = dataclasses.replace(plan, compile=choice.compile, steps_per_call=steps)
+        plan = dataclasses.replace(
+            plan,
+            compile=choice.compile,
+            steps_per_call=steps if choice.compile else None,
+            step_key=key if choice.compile else None,
+        )
         log.info("%s: %s", label, choice.reason)
         note = mode_mismatch(alone=alone, together=choice.compile)
         if note:
