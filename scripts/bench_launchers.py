@@ -27,6 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LR = "trainer.weight.kernel_post.kwargs.learning_rate"
+#: in the batched log when the group's compile mode differs from its jobs' own (group_run.py)
+MODE_NOTE = "not bit for bit"
 
 
 def _exe() -> list[str]:
@@ -92,14 +94,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:8s} {results[name]['wall_s']:9.1f} s  (exit {results[name]['returncode']})"
             )
         diff = max_rel_diff(work / "basic", work / "batched")
+        logs = (work / "batched").glob("*/*.log")  # the jobs' log files (lines not wrapped)
+        modes_differ = any(MODE_NOTE in log.read_text() for log in logs)
     batched = results["batched"]["wall_s"]
     ratios = {f"{k}_over_batched": round(v["wall_s"] / batched, 2) for k, v in results.items()}
     print("speed-up of the batched launcher: " + ", ".join(f"{k} {v}x" for k, v in ratios.items()))
     print(f"largest relative weight difference, basic vs batched: {diff}")
+    if modes_differ:
+        print(f"the batched group ran in another compile mode than its jobs alone ({MODE_NOTE}):"
+              " weights agree to rounding only; pass --overrides run.compile=true for bit-equal"
+              " jobs")  # fmt: skip
     if opts.json:
         meta = {"grid": grid, "load_before": load, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
-        payload = {"meta": meta, "results": results, "ratios": ratios, "max_rel_diff": diff}
+        payload = {"meta": meta, "results": results, "ratios": ratios, "max_rel_diff": diff,
+                   "modes_differ": modes_differ}  # fmt: skip
         opts.json.write_text(json.dumps(payload, indent=2))
     return 0 if all(r["returncode"] == 0 for r in results.values()) else 1
 

@@ -402,6 +402,7 @@ def test_the_launcher_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert set(data["results"]) == {"basic", "batched"}
     assert data["ratios"]["basic_over_batched"] > 0
     assert data["max_rel_diff"] == 0.0
+    assert data["modes_differ"] is False  # both launchers ran the same step
 
 
 def test_hydra_finds_the_batched_launcher_from_any_folder(tmp_path: Path) -> None:
