@@ -38,8 +38,11 @@ def _marker(key: str) -> str:
 def step_cached(key: str | None) -> bool:
     """Whether the step of ``key`` (``runner.build.step_key``) compiled before into the inductor
     cache: a marker file beside the cache, written after its first compilation (deleting the
-    cache deletes the markers). A wrong answer costs time, never a result."""
-    return key is not None and os.path.exists(_marker(key))
+    cache deletes the markers; with inductor's caches disabled nothing is cached). A wrong
+    answer costs time, never a result."""
+    if key is None or os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "0") == "1":
+        return False
+    return os.path.exists(_marker(key))
 
 
 def mark_step_cached(key: str) -> None:

@@ -158,6 +158,9 @@ def test_a_compiled_step_marks_its_key_and_auto_then_compiles_short_runs(
     assert not step_cached(key)
     CompiledStep(exp.network, steps, key=key)._timed(("first",), lambda: None)  # a first call
     assert step_cached(key)
+    monkeypatch.setenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
+    assert not step_cached(key)  # every compilation is cold then
+    monkeypatch.delenv("TORCHINDUCTOR_FORCE_DISABLE_CACHES")
     again = _build(*short)
     assert again.plan.compile is True and again.plan.step_key == key
     assert _build(*short, "seed=5").plan.compile is True  # the same step
