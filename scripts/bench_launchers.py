@@ -7,7 +7,8 @@
 The sweep is ``seed`` x ``trainer.weight.kernel_post.kwargs.learning_rate`` (4 x 4 = 16 jobs by
 default). Each launcher runs the whole sweep as one ``stdp-run -m`` process, one after the other
 in the same run of this script (same machine load), with one thread (``device.threads=1``);
-``--joblib N`` adds the joblib launcher with N workers. Reported: wall seconds of each process,
+``--joblib N`` adds the joblib launcher with N workers and the batched launcher with N groups side
+by side (``hydra.launcher.n_jobs=N``). Reported: wall seconds of each process,
 the ratios to the batched one, and the largest relative difference between the jobs' final
 weights under the two launchers (0 when the batched jobs equal the separate runs bit for bit).
 """
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     launchers = {"basic": [], "batched": ["hydra/launcher=batched"]}
     if opts.joblib:
-        launchers["joblib"] = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={opts.joblib}"]
+        workers = f"hydra.launcher.n_jobs={opts.joblib}"
+        launchers["joblib"] = ["hydra/launcher=parallel", workers]
+        launchers["batched_parallel"] = ["hydra/launcher=batched", workers]  # groups side by side
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="stdp-launchers-") as tmp:
@@ -90,14 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for name, launcher in launchers.items():
             results[name] = sweep(launcher, grid, work / name)
-            print(
-                f"{name:8s} {results[name]['wall_s']:9.1f} s  (exit {results[name]['returncode']})"
-            )
+            row = results[name]
+            print(f"{name:16s} {row['wall_s']:9.1f} s  (exit {row['returncode']})")
         diff = max_rel_diff(work / "basic", work / "batched")
         logs = (work / "batched").glob("*/*.log")  # the jobs' log files (lines not wrapped)
         modes_differ = any(MODE_NOTE in log.read_text() for log in logs)
     batched = results["batched"]["wall_s"]
     ratios = {f"{k}_over_batched": round(v["wall_s"] / batched, 2) for k, v in results.items()}
+    if opts.joblib:  # the same workers on both sides
+        side = results["batched_parallel"]["wall_s"]
+        ratios["joblib_over_batched_parallel"] = round(results["joblib"]["wall_s"] / side, 2)
+        ratios["basic_over_batched_parallel"] = round(results["basic"]["wall_s"] / side, 2)
     print("speed-up of the batched launcher: " + ", ".join(f"{k} {v}x" for k, v in ratios.items()))
     print(f"largest relative weight difference, basic vs batched: {diff}")
     if modes_differ:

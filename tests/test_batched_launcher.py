@@ -18,11 +18,14 @@ import torch
 
 from runner.batched.grouping import (
     Group,
+    balanced,
     batchable_key,
+    cache_capacity,
     group_jobs,
     memory_capacity,
     replica_bytes,
     split_key,
+    step_bytes,
 )
 from runner.batched.watch import split, tag
 from runner.record import load_tensors
@@ -139,6 +142,33 @@ def test_memory_caps_the_group_size() -> None:
     assert replica_bytes(_cfg(dtype="float64")) == 2 * small
     assert memory_capacity(small, free_bytes=10 * small, fraction=0.5) == 5
     assert memory_capacity(big, free_bytes=small, fraction=0.5) == 1  # never below one
+
+
+def test_the_cpu_caches_cap_the_group_size(caplog: pytest.LogCaptureFixture) -> None:
+    from runner.batched.launch import capacity
+
+    dense = _cfg(trainer__weight__cells={"input_exc": {}})
+    assert step_bytes(_cfg(), lambda kind, i, o: i * o) == 64 * 100 * 4  # fixed: read only
+    assert step_bytes(dense, lambda kind, i, o: i * o) == 2 * 64 * 100 * 4  # trained: + update
+    assert step_bytes(_cfg(dtype="float64"), lambda kind, i, o: i * o) == 64 * 100 * 8
+    assert cache_capacity(640 * 2**10, budget_mb=3.0) == 4
+    assert cache_capacity(10 * 2**20, budget_mb=3.0) == 1  # never below one
+    assert cache_capacity(10 * 2**20, budget_mb=0) > 10**6  # 0: no cap
+    assert [balanced(5, 16), balanced(16, 16), balanced(4, 16), balanced(7, 3)] == [4, 16, 4, 7]
+    # mnist_stdp_cpu's input: 784 x 100 trained weights, 0.6 MB a replica -> at most 5 in
+    # 3 MB, and 16 jobs as four groups of 4 rather than 5, 5, 5, 1
+    mnist = _cfg(
+        network__populations__input__size=784, trainer__weight__cells={"input_exc": {}},
+        device={"name": "cpu"},
+    )  # fmt: skip
+    with caplog.at_level("INFO", logger="runner.batched"):
+        assert capacity([mnist] * 16, max_replicas=16, fraction=0.5) == 4
+    assert "at most 5 replicas per group on the CPU" in caplog.text
+    assert "hydra.launcher.cpu_group_mb" in caplog.text
+    assert capacity([mnist] * 16, max_replicas=16, fraction=0.5, cpu_group_mb=0) == 16
+    assert capacity([mnist] * 3, max_replicas=2, fraction=0.5) == 2  # max_replicas still rules
+    small = _cfg(trainer__weight__cells={"input_exc": {}}, device={"name": "cpu"})
+    assert capacity([small] * 16, max_replicas=16, fraction=0.5) == 16  # 64 x 100: not capped
 
 
 def test_metrics_are_tagged_and_split_per_replica() -> None:
@@ -302,6 +332,37 @@ def test_a_failing_replica_fails_only_its_job(cli: Callable, tmp_path: Path) -> 
     _assert_same_parameters([basic[0], basic[2]], [batched[0], batched[2]], rel=1e-6)
 
 
+def test_groups_side_by_side_equal_groups_in_turn(cli: Callable, tmp_path: Path) -> None:
+    """hydra.launcher.n_jobs=2: two groups at a time in worker processes, each job's folder and
+    weights as when the groups run one after another; a failing replica in a worker fails its
+    job alone, and the sweep ends with its error."""
+    from runner.loop import NonFiniteError
+
+    grid = ("dtype=float64", "seed=0,1", f"{LR}=1e-4,4e-4", "hydra.launcher.max_replicas=2")
+    code, in_turn = _sweep(cli, tmp_path / "in_turn", *grid, batched=True)
+    assert code == 0
+    result = cli("-m", "hydra/launcher=batched", *TINY, *grid, "hydra.launcher.n_jobs=2",
+                 f"hydra.sweep.dir={tmp_path / 'side'}")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Launching 4 jobs as 2 group(s) (batched launcher, 2 at a time)" in result.output
+    side = _jobs(tmp_path / "side")
+    _assert_same_parameters(in_turn, side)
+    assert [r["status"] for r in _rows(tmp_path / "side")] == ["completed"] * 4
+    assert (
+        "group 2/2: 2 jobs: 2 replica(s) in one simulation"
+        in (side[3] / "stdp_run.log").read_text()
+    )
+    split = ("hydra.launcher.max_replicas=2", "hydra.launcher.n_jobs=2")
+    with pytest.raises(NonFiniteError):
+        _sweep(cli, tmp_path / "explode", *EXPLODE, *split, batched=True)
+    assert [r["status"] for r in _rows(tmp_path / "explode")] == [
+        "completed",
+        "failed",
+        "completed",
+    ]
+    assert "non-finite" in (_jobs(tmp_path / "explode")[1] / "FAILED").read_text()
+
+
 def test_group_checkpoints_resume_each_job(cli: Callable, tmp_path: Path) -> None:
     grid = ("dtype=float64", "run.checkpoint_every=1", "seed=0,1")
     _, jobs = _sweep(cli, tmp_path / "c", *grid, batched=True)
@@ -368,6 +429,27 @@ def test_an_interrupted_group_checkpoints_every_job_and_each_resumes(
         assert cli("resume", str(job)).exit_code == 0
         assert not (job / "FAILED").exists()
     _assert_same_parameters(alone, jobs, files=False)
+
+
+def test_an_interrupted_group_ends_the_sweep(
+    cli: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with single runs, a stopped group ends the sweep: the next groups never start."""
+    import signal
+
+    import runner.batched.group_run as group_run
+
+    class StopAfterFirstBatch(group_run.StopRequest):
+        def requested(self) -> bool:
+            self.signum = signal.SIGINT
+            return True
+
+    monkeypatch.setattr(group_run, "StopRequest", StopAfterFirstBatch)
+    code, jobs = _sweep(cli, tmp_path / "b", "seed=0,1,2", "hydra.launcher.max_replicas=1",
+                        batched=True)  # fmt: skip
+    assert code == 128 + signal.SIGINT
+    assert [job.name for job in jobs] == ["0"]  # groups 2 and 3 were not started
+    assert "interrupted by SIGINT" in (jobs[0] / "FAILED").read_text()
 
 
 def test_a_group_the_engine_cannot_stack_runs_one_job_at_a_time(

@@ -2,8 +2,8 @@
 
 Jobs whose configs differ only in values that may vary per replica (the seed, kernel kwargs,
 bounds, neuron parameters, normalisation targets, input rates, initial ranges) run together,
-up to ``hydra.launcher.max_replicas`` per group and as many as fit in ``memory_fraction`` of
-the free memory; each job's folder is written as if it had run alone. The work is done by
+up to ``hydra.launcher.max_replicas`` per group, as many as fit in ``memory_fraction`` of
+the free memory and, on the CPU, as many as keep a step's weights within ``cpu_group_mb``; each job's folder is written as if it had run alone. The work is done by
 :mod:`runner.batched`; this module only registers the plugin (Hydra imports it at start-up,
 so it imports nothing heavy).
 """
@@ -21,6 +21,8 @@ class BatchedLauncherConf:
     _target_: str = "hydra_plugins.stdp_run_batched.batched_launcher.BatchedLauncher"
     max_replicas: int = 16  # jobs per simulation at most
     memory_fraction: float = 0.5  # of the free host (or GPU) memory a group may fill
+    cpu_group_mb: float = 3.0  # CPU: MB of weights and updates a stacked step may touch (0: no cap)
+    n_jobs: int = 1  # groups run side by side, each in a worker process (needs joblib)
 
 
 ConfigStore.instance().store(
@@ -31,9 +33,17 @@ ConfigStore.instance().store(
 class BatchedLauncher(Launcher):
     """Runs a sweep's jobs in groups, each group as one stacked simulation."""
 
-    def __init__(self, max_replicas: int = 16, memory_fraction: float = 0.5) -> None:
+    def __init__(
+        self,
+        max_replicas: int = 16,
+        memory_fraction: float = 0.5,
+        cpu_group_mb: float = 3.0,
+        n_jobs: int = 1,
+    ) -> None:
         self.max_replicas = int(max_replicas)
         self.memory_fraction = float(memory_fraction)
+        self.cpu_group_mb = float(cpu_group_mb)
+        self.n_jobs = int(n_jobs)
         self.config: Any = None
         self.hydra_context: Any = None
         self.task_function: Any = None
@@ -52,4 +62,6 @@ class BatchedLauncher(Launcher):
             initial_job_idx=initial_job_idx,
             max_replicas=self.max_replicas,
             memory_fraction=self.memory_fraction,
+            cpu_group_mb=self.cpu_group_mb,
+            n_jobs=self.n_jobs,
         )

@@ -11,7 +11,7 @@ the first such key, so the launcher can say why in one log line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,3 +140,51 @@ def replica_bytes(config: Mapping[str, Any]) -> int:
 def memory_capacity(per_replica: int, free_bytes: int, fraction: float = 0.5) -> int:
     """How many replicas fit in ``fraction`` of ``free_bytes`` (at least 1)."""
     return max(1, int(free_bytes * fraction) // max(per_replica, 1))
+
+
+#: On the CPU, the bytes of weights (and their pending updates) a stacked step may read and
+#: write: beyond it the stack outgrows the caches and a replica steps no faster than a network
+#: alone. Measured at batch 1 (docs/PERFORMANCE.md): 16 jobs of mnist_stdp_cpu (0.64 MB a
+#: replica) in groups of at most 2, 4, 8 and 16 took 94, 84, 101 and 110 s; the default
+#: experiment's 16 (0.09 MB each) gain most as one group.
+CPU_GROUP_MB = 3.0
+
+
+def step_bytes(config: Mapping[str, Any], elements: Callable[[str, int, int], int]) -> int:
+    """One replica's weights that every step reads and writes: each connection's
+    (``elements(kind, n_in, n_out)`` of them), twice where a trainer trains them (the weights
+    and their update). Learned delays are not counted: the delay rules' gathers make their step
+    compute-bound (mnist_dr_stdp_cpu's network, compiled, 2 / 4 / 8 stacked replicas: 0.94x /
+    1.14x / 1.25x the rate of networks in turn)."""
+    itemsize = 8 if config.get("dtype") == "float64" else 4
+    network = config.get("network") or {}
+    sizes = {
+        name: int(pop.get("size") or 0) for name, pop in (network.get("populations") or {}).items()
+    }
+    trained = {
+        str(cell)
+        for trainer in (config.get("trainer") or {}).values()
+        for cell in ((trainer or {}).get("cells") or {})
+    }
+    total = 0
+    for name, conn in (network.get("connections") or {}).items():
+        pre, post = sizes.get(conn.get("pre"), 0), sizes.get(conn.get("post"), 0)
+        total += elements(str(conn.get("kind")), pre, post) * (2 if str(name) in trained else 1)
+    return total * itemsize
+
+
+def cache_capacity(per_replica: int, budget_mb: float) -> int:
+    """How many replicas keep a stacked step's synaptic state within ``budget_mb`` (at least 1;
+    no cap when ``budget_mb`` is 0)."""
+    if budget_mb <= 0:
+        return 2**31
+    return max(1, int(budget_mb * 2**20) // max(per_replica, 1))
+
+
+def balanced(capacity: int, n_jobs: int) -> int:
+    """The group size that splits ``n_jobs`` into as few groups as ``capacity`` allows, as
+    evenly as possible (16 jobs, at most 5 a group: four groups of 4 rather than 5, 5, 5, 1)."""
+    if n_jobs <= capacity:
+        return capacity
+    groups = -(-n_jobs // capacity)
+    return -(-n_jobs // groups)

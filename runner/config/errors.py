@@ -72,6 +72,10 @@ class Interrupted(BaseException):  # noqa: N818  (like KeyboardInterrupt, not an
         self.message = message
         self.code = code
 
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        """Pickled whole (a group run in a worker process hands it back to the launcher)."""
+        return type(self), (self.message, self.code)
+
 
 class OverrideError(CompactHydraException):
     """An override Hydra rejects with a plain ``ValueError``/``TypeError`` (``device=1``,
