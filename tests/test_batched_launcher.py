@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -28,6 +29,7 @@ from runner.batched.grouping import (
     step_bytes,
 )
 from runner.batched.watch import split, tag
+from runner.callbacks import StopRequest
 from runner.record import load_tensors
 
 LR = "trainer.weight.kernel_post.kwargs.learning_rate"
@@ -402,23 +404,22 @@ def test_a_fresh_install_finds_the_launcher(tmp_path: Path) -> None:
     assert [r["status"] for r in _rows(tmp_path / "sweep")] == ["completed"] * 2
 
 
+class _StopAfterFirstBatch(StopRequest):
+    """As if Ctrl-C came during the first batch."""
+
+    def requested(self) -> bool:
+        self.signum = signal.SIGINT
+        return True
+
+
 def test_an_interrupted_group_checkpoints_every_job_and_each_resumes(
     cli: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import signal
-
     import runner.batched.group_run as group_run
-
-    class StopAfterFirstBatch(group_run.StopRequest):
-        """As if Ctrl-C came during the first batch."""
-
-        def requested(self) -> bool:
-            self.signum = signal.SIGINT
-            return True
 
     grid = ("dtype=float64", "seed=0,1")
     _, alone = _sweep(cli, tmp_path / "alone", *grid, batched=False)
-    monkeypatch.setattr(group_run, "StopRequest", StopAfterFirstBatch)
+    monkeypatch.setattr(group_run, "StopRequest", _StopAfterFirstBatch)
     code, jobs = _sweep(cli, tmp_path / "b", *grid, batched=True)
     assert code == 128 + signal.SIGINT
     for job in jobs:
@@ -435,21 +436,41 @@ def test_an_interrupted_group_ends_the_sweep(
     cli: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As with single runs, a stopped group ends the sweep: the next groups never start."""
-    import signal
-
     import runner.batched.group_run as group_run
 
-    class StopAfterFirstBatch(group_run.StopRequest):
-        def requested(self) -> bool:
-            self.signum = signal.SIGINT
-            return True
-
-    monkeypatch.setattr(group_run, "StopRequest", StopAfterFirstBatch)
+    monkeypatch.setattr(group_run, "StopRequest", _StopAfterFirstBatch)
     code, jobs = _sweep(cli, tmp_path / "b", "seed=0,1,2", "hydra.launcher.max_replicas=1",
                         batched=True)  # fmt: skip
     assert code == 128 + signal.SIGINT
     assert [job.name for job in jobs] == ["0"]  # groups 2 and 3 were not started
     assert "interrupted by SIGINT" in (jobs[0] / "FAILED").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_reaches_groups_side_by_side(tmp_path: Path) -> None:
+    """hydra.launcher.n_jobs=2 and a real SIGINT to the launcher's process group (Ctrl-C): both
+    running groups checkpoint their jobs, the third group never starts, the sweep exits 130."""
+    import time
+
+    cmd = [sys.executable, "-m", "runner.cli", "-m", "hydra/launcher=batched", *TINY,
+           "hydra.launcher.max_replicas=1", "hydra.launcher.n_jobs=2", "seed=0,1,2",
+           "run.n_train=1000", "run.batch_size=1", "logger.level=INFO",
+           f"hydra.sweep.dir={tmp_path / 's'}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, text=True)  # fmt: skip
+    logs = [tmp_path / "s" / str(j) / "stdp_run.log" for j in (0, 1)]
+    deadline = time.monotonic() + 120
+    while not all(p.is_file() and "in one simulation" in p.read_text() for p in logs):
+        assert proc.poll() is None and time.monotonic() < deadline, "the groups never started"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, output[-2000:]
+    for job in (0, 1):
+        folder = tmp_path / "s" / str(job)
+        assert "interrupted by SIGINT" in (folder / "FAILED").read_text()
+        assert len(list((folder / "checkpoint").glob("ckpt_*.pt"))) == 1
+    assert not (tmp_path / "s" / "2").exists()
 
 
 def test_a_group_the_engine_cannot_stack_runs_one_job_at_a_time(

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import signal
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from runner.batched.grouping import (
     step_bytes,
 )
 from runner.batched.jobs import HydraJob, close_job, load_jobs, open_job, shared_logs
+from runner.callbacks import StopRequest
 
 log = logging.getLogger("runner.batched")
 
@@ -264,21 +264,12 @@ def _own_process_group() -> None:
     os.setpgrp()
 
 
-class _ForwardStop:
+class _ForwardStop(StopRequest):
     """While groups run in workers: SIGINT/SIGTERM are passed on to the workers (which stop
-    after their batch and checkpoint) instead of ending the launcher at once."""
+    after their batch and checkpoint; a second one stops them at once) instead of ending the
+    launcher."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._saved: dict[int, Any] = {}
-
-    def __enter__(self) -> _ForwardStop:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._saved[signum] = signal.signal(signum, self._forward)
-        return self
-
-    def _forward(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: Any) -> None:
         import multiprocessing
 
         first = self.signum is None
@@ -292,10 +283,6 @@ class _ForwardStop:
                 "%s received: the running groups stop after their batch and save checkpoints; "
                 "no new group starts", signal.Signals(signum).name,
             )  # fmt: skip
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
 
 
 def _label(number: int, total: int, group: Group) -> str:
