@@ -3,7 +3,9 @@
 Jobs whose configs differ only in values that may vary per replica (the seed, kernel kwargs,
 bounds, neuron parameters, normalisation targets, input rates, initial ranges) run together,
 up to ``hydra.launcher.max_replicas`` per group, as many as fit in ``memory_fraction`` of
-the free memory and, on the CPU, as many as keep a step's weights within ``cpu_group_mb``; each job's folder is written as if it had run alone. The work is done by
+the free memory and, on the CPU, as many as keep a step's weights within ``cpu_group_mb``;
+``n_jobs`` groups run at a time. Each job's folder is written as if it had run alone. The work
+is done by
 :mod:`runner.batched`; this module only registers the plugin (Hydra imports it at start-up,
 so it imports nothing heavy).
 """

@@ -167,7 +167,8 @@ def launch(
     n_jobs: int = 1,
 ) -> list[JobReturn]:
     """Run the jobs in groups (one simulation each, ``n_jobs`` groups at a time in worker
-    processes); one :class:`JobReturn` per job, in order."""
+    processes); one :class:`JobReturn` per job that ran, in order (after an interruption the
+    jobs of groups not started have none, as when a single run stops a basic sweep)."""
     if max_replicas < 1:
         raise ValueError(f"hydra.launcher.max_replicas: must be at least 1, got {max_replicas}")
     if n_jobs < 1:
