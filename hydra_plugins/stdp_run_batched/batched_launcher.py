@@ -5,9 +5,8 @@ bounds, neuron parameters, normalisation targets, input rates, initial ranges) r
 up to ``hydra.launcher.max_replicas`` per group, as many as fit in ``memory_fraction`` of
 the free memory and, on the CPU, as many as keep a step's weights within ``cpu_group_mb``;
 ``n_jobs`` groups run at a time. Each job's folder is written as if it had run alone. The work
-is done by
-:mod:`runner.batched`; this module only registers the plugin (Hydra imports it at start-up,
-so it imports nothing heavy).
+is done by :mod:`runner.batched`; this module only registers the plugin (Hydra imports it at
+start-up, so it imports nothing heavy).
 """
 
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ class BatchedLauncherConf:
     max_replicas: int = 16  # jobs per simulation at most
     memory_fraction: float = 0.5  # of the free host (or GPU) memory a group may fill
     cpu_group_mb: float = 3.0  # CPU: MB of weights and updates a stacked step may touch (0: no cap)
-    n_jobs: int = 1  # groups run side by side, each in a worker process (needs joblib)
+    n_jobs: int = 1  # groups run side by side, each in a spawned worker process
 
 
 ConfigStore.instance().store(

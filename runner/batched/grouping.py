@@ -116,19 +116,31 @@ def group_jobs(configs: Sequence[Mapping[str, Any]], capacity: int) -> list[Grou
     return groups
 
 
+def _itemsize(config: Mapping[str, Any]) -> int:
+    return 8 if config.get("dtype") == "float64" else 4
+
+
+def _population_sizes(config: Mapping[str, Any]) -> dict[str, int]:
+    populations = (config.get("network") or {}).get("populations") or {}
+    return {str(name): int(pop.get("size") or 0) for name, pop in populations.items()}
+
+
+def _connections(config: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], int, int]]:
+    """``(name, connection, n_in, n_out)`` of each connection of the config's network."""
+    sizes = _population_sizes(config)
+    for name, conn in ((config.get("network") or {}).get("connections") or {}).items():
+        yield str(name), conn, sizes.get(conn.get("pre"), 0), sizes.get(conn.get("post"), 0)
+
+
 def replica_bytes(config: Mapping[str, Any]) -> int:
     """An upper estimate of one replica's memory: its synapses times the per-synapse tensors
     (weight, delay, pending update, per-sample cell terms) plus per-sample neuron state."""
-    itemsize = 8 if config.get("dtype") == "float64" else 4
+    itemsize = _itemsize(config)
     run = config.get("run") or {}
     batch = max(int(run.get("batch_size") or 1), 1)
-    network = config.get("network") or {}
-    sizes = {
-        name: int(pop.get("size") or 0) for name, pop in (network.get("populations") or {}).items()
-    }
+    sizes = _population_sizes(config)
     total = 0
-    for conn in (network.get("connections") or {}).values():
-        n_in, n_out = sizes.get(conn.get("pre"), 0), sizes.get(conn.get("post"), 0)
+    for _, conn, n_in, n_out in _connections(config):
         delayed = conn.get("max_delay") is not None
         # weight + update (+ delay + its update), and about four per-sample terms per synapse
         per_synapse = (2 + (2 if delayed else 0)) + 4 * batch
@@ -156,21 +168,15 @@ def step_bytes(config: Mapping[str, Any], elements: Callable[[str, int, int], in
     and their update). Learned delays are not counted: the delay rules' gathers make their step
     compute-bound (mnist_dr_stdp_cpu's network, compiled, 2 / 4 / 8 stacked replicas: 0.94x /
     1.14x / 1.25x the rate of networks in turn)."""
-    itemsize = 8 if config.get("dtype") == "float64" else 4
-    network = config.get("network") or {}
-    sizes = {
-        name: int(pop.get("size") or 0) for name, pop in (network.get("populations") or {}).items()
-    }
     trained = {
         str(cell)
         for trainer in (config.get("trainer") or {}).values()
         for cell in ((trainer or {}).get("cells") or {})
     }
     total = 0
-    for name, conn in (network.get("connections") or {}).items():
-        pre, post = sizes.get(conn.get("pre"), 0), sizes.get(conn.get("post"), 0)
-        total += elements(str(conn.get("kind")), pre, post) * (2 if str(name) in trained else 1)
-    return total * itemsize
+    for name, conn, n_in, n_out in _connections(config):
+        total += elements(str(conn.get("kind")), n_in, n_out) * (2 if name in trained else 1)
+    return total * _itemsize(config)
 
 
 def cache_capacity(per_replica: int, budget_mb: float) -> int:

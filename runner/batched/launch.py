@@ -190,13 +190,12 @@ def launch(
         (_label(number, len(groups), group), group, [jobs[i] for i in group.jobs])
         for number, group in enumerate(groups, start=1)
     ]
-    run = functools.partial(run_jobs_together, context, task_function, config)
     if workers > 1:
         done = side_by_side(workers, labelled, context, task_function, config)
     else:
         done = []
         for label, group, members in labelled:
-            done.append(run(label, group, members))
+            done.append(run_jobs_together(context, task_function, config, label, group, members))
             if _interrupted(done[-1]):
                 break  # as a single run: a stopped job ends the sweep (the others never start)
     returns = dict(pair for group_returns in done for pair in group_returns)
